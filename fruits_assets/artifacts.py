@@ -1,0 +1,17 @@
+"""Values passed between assets that are not tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FeatureModelArtifact:
+    """The converted LiteRT flatbuffer and where it came from (weights source, hashes, versions)."""
+
+    model_bytes: bytes
+    provenance: dict = field(default_factory=dict)
+
+    @property
+    def pretrained(self) -> bool:
+        return bool(self.provenance.get("pretrained"))

@@ -1,0 +1,335 @@
+"""The asset graph: raw_images -> feature_model -> image_features (+ image_rejects) -> pca_model -> image_pca.
+
+Assets are transformations only: resources say where images are and how Spark runs, the IO
+manager says where outputs go.
+"""
+
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetOut,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    ResourceParam,
+    asset,
+    multi_asset,
+)
+from pydantic import Field
+from pyspark.ml import PipelineModel
+from pyspark.sql import DataFrame
+
+from . import settings
+from .artifacts import FeatureModelArtifact
+from .featurize import FeaturizeOptions, featurize, partition_settings, read_images, spark_path_root
+from .plots import explained_variance_png, markdown_image, scatter_png
+from .resources import FruitsSpark, ImageStore
+from .spark_pca import components, fit_pca, project
+
+GROUP = "fruits"
+MIN_FEATURE_SPREAD = 1e-6  # degenerate (default Keras random init) features have std ~5e-12
+
+
+def _md_table(df: pd.DataFrame, limit: int = 50) -> MetadataValue:
+    shown = df.head(limit)
+    header = "| " + " | ".join(map(str, shown.columns)) + " |\n|" + "---|" * len(shown.columns) + "\n"
+    rows = "".join("| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |\n" for r in shown.itertuples(index=False))
+    more = f"\n_{len(df) - limit} more rows not shown_" if len(df) > limit else ""
+    return MetadataValue.md(header + rows + more)
+
+
+# ---------------------------------------------------------------- raw_images
+@asset(
+    group_name=GROUP,
+    kinds={"parquet", "pandas"},
+    check_specs=[AssetCheckSpec("layout_parsed", asset="raw_images",
+                                description="every image sits at <split>/<label>/<file>")],
+)
+def raw_images(context: AssetExecutionContext, images: ImageStore):
+    """Inventory of the image store: one row per image file (path, label, split, bytes)."""
+    inventory = images.inventory()
+    if inventory.empty:
+        raise Failure(f"no .jpg/.jpeg/.png images found under {images.uri}")
+    per_class = (inventory.groupby(["label", "split"], dropna=False).size()
+                 .unstack("split", fill_value=0).reset_index())
+    unparsed = inventory[inventory["label"].isna()]
+    context.log.info("%d images, %d classes under %s", len(inventory), inventory["label"].nunique(), images.uri)
+    return MaterializeResult(
+        value=inventory,
+        metadata={
+            "dagster/row_count": len(inventory),
+            "images_root": MetadataValue.path(images.uri),
+            "classes": int(inventory["label"].nunique()),
+            "total_bytes": int(inventory["bytes"].sum()),
+            "per_split": {str(k): int(v) for k, v in inventory["split"].value_counts(dropna=False).items()},
+            "per_class": _md_table(per_class, limit=200),
+        },
+        check_results=[AssetCheckResult(
+            check_name="layout_parsed", passed=unparsed.empty,
+            metadata={"unparsed": len(unparsed), "examples": MetadataValue.json(unparsed["path"].head(5).tolist())},
+        )],
+    )
+
+
+# ---------------------------------------------------------------- feature_model
+class FeatureModelConfig(Config):
+    weights: str = Field(
+        default=settings.weights(),
+        description="imagenet | random | auto | local weights file | s3:// URI (env FRUITS_WEIGHTS)",
+    )
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"tensorflow"},
+    check_specs=[AssetCheckSpec("pretrained_weights", asset="feature_model",
+                                description="features come from pretrained weights, not a random init")],
+)
+def feature_model(context: AssetExecutionContext,
+                  config: FeatureModelConfig):
+    """MobileNetV2 headless (224x224, average pooling, 1280-d) built once with Keras and
+    converted to a LiteRT flatbuffer that Spark workers run without TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    from .keras_model import FEATURE_DIM, build_model, to_tflite
+    from .litert_runtime import model_digest
+
+    started = time.perf_counter()
+    built = build_model(config.weights)
+    for note in built.notes:
+        (context.log.warning if not built.pretrained else context.log.info)(note)
+    model_bytes = to_tflite(built.model)
+    provenance = {
+        "architecture": "MobileNetV2(include_top=False, pooling='avg', input_shape=(224, 224, 3))",
+        "feature_dim": FEATURE_DIM,
+        "weights_setting": config.weights,
+        "weights_source": built.weights_source,
+        "weights_uri": built.weights_uri,
+        "weights_sha256": built.weights_sha256,
+        "pretrained": built.pretrained,
+        "model_sha256": model_digest(model_bytes),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "preprocessing": "RGB, resize 224x224 bilinear, x/127.5 - 1 (mobilenet_v2.preprocess_input)",
+        "notes": built.notes,
+    }
+    return MaterializeResult(
+        value=FeatureModelArtifact(model_bytes, provenance),
+        metadata={
+            "weights_source": built.weights_source,
+            "weights_uri": built.weights_uri,
+            "pretrained": built.pretrained,
+            "model_sha256": provenance["model_sha256"],
+            "model_bytes": len(model_bytes),
+            "build_seconds": round(time.perf_counter() - started, 2),
+            "provenance": MetadataValue.json(provenance),
+        },
+        check_results=[AssetCheckResult(
+            check_name="pretrained_weights", passed=built.pretrained, severity=AssetCheckSeverity.WARN,
+            description=None if built.pretrained else
+            "RANDOM weights: features and PCA are only good for testing the pipeline",
+            metadata={"weights_source": built.weights_source},
+        )],
+    )
+
+
+# ---------------------------------------------------------------- image_features
+class FeaturizeConfig(Config):
+    batch_size: int = Field(default=64, description="images per LiteRT invocation")
+    arrow_batch_rows: int = Field(default=256, description="rows per Arrow batch sent to a Python worker")
+    interpreter_threads: int = Field(default=1, description="LiteRT threads per Spark task slot")
+
+
+FEATURE_CHECKS = ["counts_reconcile", "feature_dims", "features_finite", "features_not_constant"]
+
+
+@multi_asset(
+    outs={
+        "image_features": AssetOut(
+            group_name=GROUP, kinds={"spark", "parquet"},
+            description="One row per readable image: path, label, split, features float[1280]."),
+        "image_rejects": AssetOut(
+            group_name=GROUP, kinds={"spark", "parquet"},
+            description="Images that could not be featurized, with the reason (never a zero vector)."),
+    },
+    check_specs=[AssetCheckSpec(name, asset="image_features", blocking=True) for name in FEATURE_CHECKS],
+)
+def image_features(
+    context: AssetExecutionContext,
+    config: FeaturizeConfig,
+    raw_images: pd.DataFrame,
+    feature_model: FeatureModelArtifact,
+    images: ImageStore,
+    pyspark: FruitsSpark,
+    pyspark_step_launcher: ResourceParam[Any],
+):
+    """MobileNetV2 features for every image with Spark binaryFile + an iterator pandas UDF on LiteRT."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    spark = pyspark.spark_session
+    dim = int(feature_model.provenance.get("feature_dim", 1280))
+    for key, value in partition_settings(len(raw_images), int(raw_images["bytes"].sum()),
+                                         pyspark.parallelism()).items():
+        spark.conf.set(key, value)
+    options = FeaturizeOptions(config.batch_size, config.arrow_batch_rows, config.interpreter_threads)
+    root = images.spark_root()
+    started = time.perf_counter()
+    result = featurize(spark, read_images(spark, root), spark_path_root(root), feature_model.model_bytes, options)
+    result = result.persist(StorageLevel.MEMORY_AND_DISK)
+    ok = F.col("error").isNull()
+    stats = result.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(ok, 1).otherwise(0)).alias("features"),
+        F.sum(F.when(ok & (F.size("features") != dim), 1).otherwise(0)).alias("bad_dims"),
+        F.sum(F.when(ok & F.exists("features", lambda x: F.isnan(x) | (F.abs(x) == float("inf"))), 1)
+              .otherwise(0)).alias("non_finite"),
+    ).first()
+    seconds = time.perf_counter() - started
+    n_rows, n_ok = int(stats["rows"]), int(stats["features"] or 0)
+    n_rejects = n_rows - n_ok
+    sample = [r[0] for r in result.where(ok).select("features").limit(1000).collect()]
+    spread = float(np.stack(sample).std(axis=0).mean()) if len(sample) > 1 else 0.0
+
+    features = result.where(ok).select("path", "label", "split", "features")
+    rejects = result.where(~ok).select("path", "label", "split", "bytes", "error")
+    rejects_preview = rejects.limit(100).toPandas() if n_rejects else pd.DataFrame(columns=rejects.columns)
+    context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",
+                     n_rows, n_rejects, seconds, n_rows / max(seconds, 1e-9))
+    per_split = {r["split"] or "?": int(r["count"]) for r in features.groupBy("split").count().collect()}
+    yield MaterializeResult(
+        asset_key="image_features",
+        value=features,
+        metadata={
+            "dagster/row_count": n_ok,
+            "feature_dim": dim,
+            "per_split": per_split,
+            "rejected": n_rejects,
+            "featurize_seconds": round(seconds, 2),
+            "images_per_second": round(n_rows / max(seconds, 1e-9), 1),
+            "feature_std_across_images": spread,
+            "model_sha256": feature_model.provenance.get("model_sha256", ""),
+            "weights_source": feature_model.provenance.get("weights_source", ""),
+        },
+        check_results=[
+            AssetCheckResult(
+                check_name="counts_reconcile", passed=n_rows == len(raw_images),
+                description="features + rejects = images in the inventory",
+                metadata={"features": n_ok, "rejects": n_rejects, "inventory": len(raw_images)}),
+            AssetCheckResult(check_name="feature_dims", passed=int(stats["bad_dims"] or 0) == 0,
+                             metadata={"expected": dim, "rows_with_other_dims": int(stats["bad_dims"] or 0)}),
+            AssetCheckResult(check_name="features_finite", passed=int(stats["non_finite"] or 0) == 0,
+                             metadata={"rows_with_nan_or_inf": int(stats["non_finite"] or 0)}),
+            AssetCheckResult(check_name="features_not_constant", passed=spread > MIN_FEATURE_SPREAD,
+                             metadata={"mean_std_across_images": spread, "sampled": len(sample),
+                                       "threshold": MIN_FEATURE_SPREAD}),
+        ],
+    )
+    yield MaterializeResult(
+        asset_key="image_rejects",
+        value=rejects,
+        metadata={
+            "dagster/row_count": n_rejects,
+            "reasons": _md_table(rejects_preview[["path", "error"]]) if n_rejects else MetadataValue.md("_none_"),
+        },
+    )
+
+
+# ---------------------------------------------------------------- PCA
+class PcaConfig(Config):
+    target_variance: float = Field(default=0.95, description="smallest k reaching this explained variance")
+    max_k: int = Field(default=512, description="upper bound on k (reported when it stops the target)")
+    standardize: bool = Field(default=False, description="StandardScaler (mean 0, unit variance) before PCA")
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"spark"},
+    check_specs=[AssetCheckSpec("explained_variance_target", asset="pca_model",
+                                description="the chosen k reaches the explained-variance target")],
+)
+def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features: DataFrame,
+              pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
+    """Spark ML pipeline (optional StandardScaler + PCA) fitted on the Training split; k from the target."""
+    started = time.perf_counter()
+    fit = fit_pca(image_features, config.target_variance, config.max_k, config.standardize)
+    sel = fit.selection
+    cumulative = np.cumsum(fit.ratios).tolist()
+    (context.log.info if sel.reached else context.log.warning)(sel.reason)
+    return MaterializeResult(
+        value=fit.model,
+        metadata={
+            "k": sel.k,
+            "explained_variance": round(sel.explained_variance, 6),
+            "target": sel.target,
+            "target_reached": sel.reached,
+            "selection": sel.reason,
+            "standardized": config.standardize,
+            "fitted_on": fit.fitted_on,
+            "fit_rows": fit.fit_rows,
+            "fit_seconds": round(time.perf_counter() - started, 2),
+            "cumulative_explained_variance": MetadataValue.md(
+                markdown_image(explained_variance_png(cumulative, sel.k, sel.target), "explained variance")),
+        },
+        check_results=[AssetCheckResult(
+            check_name="explained_variance_target", passed=sel.reached,
+            metadata={"k": sel.k, "explained_variance": sel.explained_variance, "target": sel.target},
+            description=sel.reason)],
+    )
+
+
+PCA_CHECKS = ["pca_rows_match", "pca_dims", "pca_finite"]
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"spark", "parquet"},
+    check_specs=[AssetCheckSpec(name, asset="image_pca", blocking=True) for name in PCA_CHECKS],
+)
+def image_pca(context: AssetExecutionContext, pca_model: PipelineModel, image_features: DataFrame,
+              pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
+    """Every image projected on the k principal components: path, label, split, pca float[k]."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    k = components(pca_model)
+    out = project(pca_model, image_features).persist(StorageLevel.MEMORY_AND_DISK)
+    stats = out.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(F.size("pca") != k, 1).otherwise(0)).alias("bad_dims"),
+        F.sum(F.when(F.exists("pca", lambda x: F.isnan(x) | (F.abs(x) == float("inf"))), 1)
+              .otherwise(0)).alias("non_finite"),
+    ).first()
+    n_features = image_features.count()
+    points = out.select(F.col("pca")[0].alias("x"), F.col("pca")[1 if k > 1 else 0].alias("y"), "label") \
+        .limit(3000).toPandas()
+    scatter = scatter_png(points["x"].tolist(), points["y"].tolist(), points["label"].fillna("?").tolist(),
+                          "first two principal components")
+    return MaterializeResult(
+        value=out,
+        metadata={
+            "dagster/row_count": int(stats["rows"]),
+            "k": k,
+            "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
+        },
+        check_results=[
+            AssetCheckResult(check_name="pca_rows_match", passed=int(stats["rows"]) == n_features,
+                             metadata={"pca_rows": int(stats["rows"]), "feature_rows": n_features}),
+            AssetCheckResult(check_name="pca_dims", passed=int(stats["bad_dims"] or 0) == 0,
+                             metadata={"k": k, "rows_with_other_dims": int(stats["bad_dims"] or 0)}),
+            AssetCheckResult(check_name="pca_finite", passed=int(stats["non_finite"] or 0) == 0,
+                             metadata={"rows_with_nan_or_inf": int(stats["non_finite"] or 0)}),
+        ],
+    )

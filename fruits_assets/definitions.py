@@ -1,0 +1,45 @@
+"""One asset graph, resources picked by deployment (FRUITS_DEPLOYMENT=local|emr)."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, ResourceDefinition, in_process_executor, load_assets_from_modules
+
+from . import assets, settings
+from .io_manager import VersionedIOManager
+from .resources import FruitsSpark, ImageStore
+
+LOCAL_SPARK_CONFIG = {
+    "spark.master": settings.spark_master(),
+    "spark.app.name": "fruits-assets",
+    "spark.driver.memory": os.environ.get("FRUITS_SPARK_DRIVER_MEMORY", "4g"),
+    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+}
+
+
+def local_resources() -> dict:
+    """Embedded default: local Spark, outputs under FRUITS_DATA_ROOT, images in FRUITS_IMAGES_DIR."""
+    spark = FruitsSpark(spark_config=LOCAL_SPARK_CONFIG)
+    return {
+        "pyspark": spark,
+        "pyspark_step_launcher": ResourceDefinition.none_resource(description="local: steps run in-process"),
+        "images": ImageStore(uri=settings.images_dir()),
+        "io_manager": VersionedIOManager(root=settings.data_root(), pyspark=spark),
+    }
+
+
+def build_definitions(deployment: str | None = None) -> Definitions:
+    deployment = deployment or settings.deployment()
+    if deployment == "emr":
+        from .emr.deployment import emr_resources
+
+        resources, executor = emr_resources(), None
+    else:
+        # One process, one JVM for the whole run: Spark start-up is paid once, not per step.
+        resources, executor = local_resources(), in_process_executor
+    return Definitions(assets=load_assets_from_modules([assets]), resources=resources, executor=executor)

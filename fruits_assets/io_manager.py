@@ -1,0 +1,101 @@
+"""IO manager: every asset output goes to a new version folder, published only once complete."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import pandas as pd
+from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, TableColumn, TableSchema
+
+from .artifacts import FeatureModelArtifact
+from .resources import FruitsSpark
+from .storage import VersionedStore, join
+
+MODEL_FILE = "model.tflite"
+PROVENANCE_FILE = "provenance.json"
+
+
+def _is_spark_df(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pyspark.sql") and hasattr(obj, "write")
+
+
+def _is_spark_ml(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pyspark.ml") and hasattr(obj, "write")
+
+
+class VersionedIOManager(ConfigurableIOManager):
+    """Stores Spark/pandas tables as parquet, Spark ML models and the feature model under
+    ``<root>/<asset>/v=<version>/`` and points ``_CURRENT.json`` at the new version last."""
+
+    root: str
+    pyspark: FruitsSpark
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+    keep_versions: int = 3
+
+    @property
+    def store(self) -> VersionedStore:
+        return VersionedStore(self.root, self.endpoint_url, self.region, self.keep_versions)
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if obj is None:
+            return
+        asset = context.asset_key.path[-1]
+        store = self.store
+        version = store.new_version(context.run_id)
+        uri = store.version_uri(asset, version)
+        metadata: dict[str, Any] = {"dagster/uri": MetadataValue.path(uri)}
+        if _is_spark_df(obj):
+            obj.write.mode("errorifexists").parquet(uri)
+            kind = "spark_parquet"
+            metadata["dagster/column_schema"] = TableSchema(
+                columns=[TableColumn(f.name, f.dataType.simpleString()) for f in obj.schema.fields])
+        elif isinstance(obj, pd.DataFrame):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            fs, path = store.fs(uri)
+            fs.create_dir(path, recursive=True)
+            pq.write_table(pa.Table.from_pandas(obj, preserve_index=False), f"{path}/part-00000.parquet",
+                           filesystem=fs)
+            kind = "parquet"
+            metadata["dagster/column_schema"] = TableSchema(
+                columns=[TableColumn(str(c), str(t)) for c, t in obj.dtypes.items()])
+        elif isinstance(obj, FeatureModelArtifact):
+            store.write_bytes(join(uri, MODEL_FILE), obj.model_bytes)
+            store.write_bytes(join(uri, PROVENANCE_FILE), json.dumps(obj.provenance, indent=2).encode())
+            kind = "feature_model"
+        elif _is_spark_ml(obj):
+            obj.write().save(uri)
+            kind = "spark_ml"
+        else:
+            raise TypeError(f"{asset}: cannot store a {type(obj).__name__}")
+        store.publish(asset, version, {"kind": kind, "run_id": context.run_id})
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: InputContext) -> Any:
+        asset = context.upstream_output.asset_key.path[-1]
+        published = self.store.require_current(asset)
+        kind = published.info.get("kind")
+        if kind == "feature_model":
+            provenance = json.loads(self.store.read_bytes(join(published.uri, PROVENANCE_FILE)))
+            return FeatureModelArtifact(self.store.read_bytes(join(published.uri, MODEL_FILE)), provenance)
+        if kind == "spark_ml":
+            from pyspark.ml import PipelineModel
+
+            self.pyspark.spark_session  # noqa: B018 - a session must exist before loading ML models
+            return PipelineModel.load(published.uri)
+        if kind in ("parquet", "spark_parquet"):
+            if self._spark_wanted(context):
+                return self.pyspark.spark_session.read.parquet(published.uri)
+            import pyarrow.dataset as ds
+
+            fs, path = self.store.fs(published.uri)
+            return ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
+        raise TypeError(f"{asset}: unknown stored kind {kind!r} in {published.uri}")
+
+    @staticmethod
+    def _spark_wanted(context: InputContext) -> bool:
+        typ = context.dagster_type.typing_type
+        return getattr(typ, "__module__", "").startswith("pyspark")

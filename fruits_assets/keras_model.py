@@ -1,0 +1,160 @@
+"""MobileNetV2 feature extractor built with Keras and converted for LiteRT (driver side only).
+
+Imports TensorFlow lazily: Spark workers never import this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .decode import INPUT_SIZE
+
+log = logging.getLogger(__name__)
+
+FEATURE_DIM = 1280
+RANDOM_SEED = 1234
+
+
+class WeightsUnavailable(RuntimeError):
+    """The requested weights could not be obtained (e.g. no network for ImageNet)."""
+
+
+@dataclass
+class BuiltModel:
+    """A Keras model plus where its weights came from."""
+
+    model: Any
+    weights_source: str  # imagenet | random | file | s3
+    weights_uri: str
+    weights_sha256: str | None
+    pretrained: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _keras():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    return keras
+
+
+def _architecture(keras, weights: str | None):
+    return keras.applications.MobileNetV2(
+        input_shape=(INPUT_SIZE, INPUT_SIZE, 3), include_top=False, pooling="avg", weights=weights
+    )
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def seeded_random_model(seed: int = RANDOM_SEED):
+    """MobileNetV2 with a seeded, non-degenerate random init.
+
+    Keras' default init shrinks activations layer after layer until features are ~1e-11; He-scaled
+    kernels keep their variance, and each BatchNorm's moving statistics are calibrated on a fixed
+    random batch so every block sees unit-scale inputs, like a trained network does.
+    """
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    model = _architecture(keras, None)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        kernel = getattr(layer, "depthwise_kernel", None) or getattr(layer, "kernel", None)
+        if kernel is not None:
+            shape = tuple(kernel.shape)
+            if layer.__class__.__name__ == "DepthwiseConv2D":
+                fan_in = shape[0] * shape[1]
+            else:
+                fan_in = int(np.prod(shape[:-1]))
+            kernel.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape).astype("float32"))
+    _calibrate_batchnorm(keras, model, rng)
+    return model
+
+
+def _calibrate_batchnorm(keras, model, rng) -> None:
+    """Set each BatchNorm's moving mean/variance to the statistics of its input on a fixed batch."""
+    import tensorflow as tf
+
+    batch = rng.uniform(-1.0, 1.0, size=(8, INPUT_SIZE, INPUT_SIZE, 3)).astype("float32")
+    # Smooth the noise so the batch looks like images (spatially correlated), not white noise.
+    batch = tf.nn.avg_pool2d(batch, 9, 1, "SAME").numpy() * 3.0
+    bn_layers = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for bn in bn_layers:
+        probe = keras.Model(model.input, bn.input)
+        x = probe(batch, training=False).numpy()
+        axes = tuple(range(x.ndim - 1))
+        bn.moving_mean.assign(x.mean(axis=axes))
+        bn.moving_variance.assign(x.var(axis=axes) + 1e-3)
+
+
+def _download_s3(uri: str) -> str:
+    import boto3
+
+    from .settings import s3_endpoint_url
+
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    suffix = "".join(os.path.basename(key).partition(".")[1:]) or ".weights.h5"
+    local = os.path.join(tempfile.mkdtemp(prefix="fruits-weights-"), "weights" + suffix)
+    boto3.client("s3", endpoint_url=s3_endpoint_url()).download_file(bucket, key, local)
+    return local
+
+
+def build_model(weights: str) -> BuiltModel:
+    """Build the headless MobileNetV2 (224x224, avg pooling, 1280-d) from a weights setting.
+
+    ``weights``: ``imagenet`` (Keras download/cache), ``random`` (seeded), ``auto`` (imagenet when
+    obtainable, else random with a loud warning), a local weights file, or an ``s3://`` URI.
+    """
+    keras = _keras()
+    if weights == "imagenet":
+        try:
+            model = _architecture(keras, "imagenet")
+        except Exception as exc:  # network errors surface as many different types
+            raise WeightsUnavailable(f"ImageNet weights could not be loaded: {exc}") from exc
+        return BuiltModel(model, "imagenet", "keras:imagenet", None, pretrained=True)
+    if weights == "random":
+        return BuiltModel(seeded_random_model(), "random", f"seeded-random:{RANDOM_SEED}", None,
+                          pretrained=False, notes=["RANDOM WEIGHTS: features carry no ImageNet knowledge"])
+    if weights == "auto":
+        try:
+            built = build_model("imagenet")
+            built.notes.append("auto: ImageNet weights obtained")
+            return built
+        except WeightsUnavailable as exc:
+            log.warning("!!! FRUITS_WEIGHTS=auto: ImageNet weights unavailable (%s); "
+                        "falling back to SEEDED RANDOM weights. Features are NOT pretrained. !!!", exc)
+            built = build_model("random")
+            built.notes.append(f"auto: fell back to random weights because: {exc}")
+            return built
+    source = "s3" if weights.startswith("s3://") else "file"
+    local = _download_s3(weights) if source == "s3" else weights
+    if not os.path.exists(local):
+        raise WeightsUnavailable(f"weights file {weights} does not exist")
+    model = _architecture(keras, None)
+    model.load_weights(local)
+    return BuiltModel(model, source, weights, sha256_file(local), pretrained=True)
+
+
+def to_tflite(model) -> bytes:
+    """Convert a Keras model to a LiteRT flatbuffer (float32, no quantization: features must match)."""
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def save_weights(model, path: str) -> str:
+    """Save weights to ``path`` (must end with ``.weights.h5``); returns the path."""
+    model.save_weights(path)
+    return path

@@ -1,0 +1,69 @@
+"""Resources: where images are, how Spark starts. Assets never pick a location themselves."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import pandas as pd
+from dagster import ConfigurableResource
+from dagster_pyspark import LazyPySparkResource
+
+from .layout import is_image_name, parse_image_path, relative_image_path
+from .storage import filesystem, is_s3
+
+INVENTORY_COLUMNS = ["path", "label", "split", "bytes"]
+
+
+class FruitsSpark(LazyPySparkResource):
+    """A Spark session created on first use, whose Python workers run this interpreter.
+
+    PySpark 4.x local mode ignored ``spark.pyspark.python`` set on the builder for its workers;
+    the environment variable, set before the session starts, is what works.
+    """
+
+    def _init_session(self) -> None:
+        if self._spark_session is None:
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        super()._init_session()
+
+    def parallelism(self) -> int:
+        return int(self.spark_context.defaultParallelism)
+
+
+class ImageStore(ConfigurableResource):
+    """The image collection: a local folder or ``s3://bucket/prefix``, laid out ``<split>/<label>/<file>``."""
+
+    uri: str
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+
+    def spark_root(self) -> str:
+        """The root as Spark's binaryFile reads it."""
+        return self.uri if is_s3(self.uri) else os.path.abspath(self.uri)
+
+    def inventory(self) -> pd.DataFrame:
+        """Every image file: path (as Spark's binaryFile reports it), label, split, bytes."""
+        fs, base = filesystem(self.spark_root(), self.endpoint_url, self.region)
+        import pyarrow.fs as pafs
+
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"image store {self.uri} does not exist (set FRUITS_IMAGES_DIR, or run "
+                f"`python -m fruits_assets.sample_data {self.uri}`)"
+            ) from None
+        rows = []
+        for info in infos:
+            if info.type != pafs.FileType.File or not is_image_name(info.base_name):
+                continue
+            path = ("s3://" + info.path) if is_s3(self.uri) else ("file:" + info.path)
+            try:
+                split, label = parse_image_path(relative_image_path(info.path, base))
+            except ValueError:
+                split, label = None, None  # featurization records it as a reject with the reason
+            rows.append((path, label, split, int(info.size)))
+        return pd.DataFrame(rows, columns=INVENTORY_COLUMNS).sort_values("path", ignore_index=True)
