@@ -31,7 +31,14 @@ from pyspark.sql import DataFrame
 
 from . import settings
 from .artifacts import FeatureModelArtifact
-from .featurize import FeaturizeOptions, featurize, partition_settings, read_images, spark_path_root
+from .featurize import (
+    FeaturizeOptions,
+    featurize,
+    partition_settings,
+    read_images,
+    spark_path_root,
+    with_empty_files,
+)
 from .plots import explained_variance_png, markdown_image, scatter_png
 from .resources import FruitsSpark, ImageStore
 from .spark_pca import components, fit_pca, project
@@ -188,6 +195,7 @@ def image_features(
     root = images.spark_root()
     started = time.perf_counter()
     result = featurize(spark, read_images(spark, root), spark_path_root(root), feature_model.model_bytes, options)
+    result = with_empty_files(spark, result, raw_images)
     result = result.persist(StorageLevel.MEMORY_AND_DISK)
     ok = F.col("error").isNull()
     stats = result.agg(

@@ -22,14 +22,15 @@ LOCAL_SPARK_CONFIG = {
 }
 
 
-def local_resources() -> dict:
+def local_resources(data_root: str | None = None, images_dir: str | None = None,
+                    spark_config: dict | None = None) -> dict:
     """Embedded default: local Spark, outputs under FRUITS_DATA_ROOT, images in FRUITS_IMAGES_DIR."""
-    spark = FruitsSpark(spark_config=LOCAL_SPARK_CONFIG)
+    spark = FruitsSpark(spark_config=spark_config or LOCAL_SPARK_CONFIG)
     return {
         "pyspark": spark,
         "pyspark_step_launcher": ResourceDefinition.none_resource(description="local: steps run in-process"),
-        "images": ImageStore(uri=settings.images_dir()),
-        "io_manager": VersionedIOManager(root=settings.data_root(), pyspark=spark),
+        "images": ImageStore(uri=images_dir or settings.images_dir()),
+        "io_manager": VersionedIOManager(root=data_root or settings.data_root(), pyspark=spark),
     }
 
 

@@ -104,6 +104,17 @@ def featurize_batches(batches: Iterator[tuple[pd.Series, pd.Series]], root: str,
         yield pd.DataFrame({"label": labels, "split": splits, "features": features, "error": errors})
 
 
+def with_empty_files(spark, featurized_df, inventory: pd.DataFrame):
+    """Add the inventory's zero-byte files as rejects: Spark's file splitter gives a 0-byte file
+    no split at all, so binaryFile silently never returns it."""
+    empty = inventory[inventory["bytes"] == 0]
+    if empty.empty:
+        return featurized_df
+    rows = [(p, lb, sp, None, 0, "empty file (0 bytes)") for p, lb, sp in
+            zip(empty["path"], empty["label"], empty["split"])]
+    return featurized_df.unionByName(spark.createDataFrame(rows, featurized_df.schema))
+
+
 def featurize(spark, images_df, root: str, model_bytes: bytes, options: FeaturizeOptions = FeaturizeOptions()):
     """Add label, split, features (float[dim], null if rejected) and error to ``images_df``.
 

@@ -1,0 +1,45 @@
+# fruits-assets: `make demo` and `make test` on a fresh machine with Python 3.11 and Java 17.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export FRUITS_DATA_ROOT ?= $(CURDIR)/data
+SAMPLE_IMAGES ?= 200
+DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
+
+.PHONY: install java demo test ui bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# Spark 4 needs Java 17+: fail in one clear line rather than deep inside py4j.
+java:
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)\(\.[0-9]*\)*.*".*/\1/p' | head -1); \
+	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
+	  echo "error: Java >= 17 is required by Spark (found: $${v:-none}); install e.g. openjdk-17-jre-headless" >&2; exit 1; fi
+
+demo: java install
+	@mkdir -p "$(DAGSTER_HOME)"
+	@if [ -z "$(FRUITS_IMAGES_DIR)" ] && [ ! -d "$(DEMO_IMAGES_DIR)" ]; then \
+	  $(BIN)/python -m fruits_assets.sample_data "$(DEMO_IMAGES_DIR)" --images $(SAMPLE_IMAGES); fi
+	FRUITS_IMAGES_DIR="$(DEMO_IMAGES_DIR)" $(BIN)/dagster asset materialize -m fruits_assets --select '*'
+	@$(BIN)/python -m fruits_assets.summary
+
+test: java install
+	$(BIN)/python -m pytest
+
+ui: java install
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: java install
+	$(BIN)/python benchmarks/featurize.py --images 4000
+
+clean:
+	rm -rf data .dagster_home spark-warehouse

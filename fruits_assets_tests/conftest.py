@@ -1,0 +1,78 @@
+"""Shared fixtures: sample images, a seeded MobileNetV2 weights file, a local Spark session."""
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fruits_assets import sample_data
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+REPO = Path(__file__).resolve().parents[1]
+N_SAMPLE = 100
+
+
+def add_bad_files(root: Path) -> dict[str, str]:
+    """Unreadable files a real collection may hold; returns {relative path: expected reason prefix}."""
+    folder = root / "Training" / "Apple Braeburn"
+    folder.mkdir(parents=True, exist_ok=True)
+    good = io.BytesIO()
+    Image.new("RGB", (100, 100), (200, 30, 30)).save(good, "JPEG")
+    (folder / "empty_100.jpg").write_bytes(b"")
+    (folder / "truncated_100.jpg").write_bytes(good.getvalue()[: len(good.getvalue()) // 2])
+    (folder / "notes_100.JPG").write_bytes(b"this is not an image at all\n" * 10)
+    return {
+        "Training/Apple Braeburn/empty_100.jpg": "empty file",
+        "Training/Apple Braeburn/truncated_100.jpg": "truncated or corrupt",
+        "Training/Apple Braeburn/notes_100.JPG": "not an image",
+    }
+
+
+@pytest.fixture(scope="session")
+def sample_images(tmp_path_factory) -> Path:
+    """100 clean Fruits-360-shaped images, 10 classes (labels with spaces and a non-ASCII one)."""
+    root = tmp_path_factory.mktemp("images") / "fruits 360"
+    sample_data.generate(root, N_SAMPLE)
+    return root
+
+
+@pytest.fixture(scope="session")
+def dirty_images(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The sample images plus an empty, a truncated and a non-image file."""
+    root = tmp_path_factory.mktemp("dirty") / "images"
+    sample_data.generate(root, N_SAMPLE)
+    return root, add_bad_files(root)
+
+
+@pytest.fixture(scope="session")
+def seeded_weights(tmp_path_factory) -> Path:
+    """A MobileNetV2 weights file with the seeded non-degenerate init, loaded like real weights."""
+    from fruits_assets.keras_model import save_weights, seeded_random_model
+
+    path = tmp_path_factory.mktemp("weights") / "mobilenetv2_seeded.weights.h5"
+    return Path(save_weights(seeded_random_model(), str(path)))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from fruits_assets.definitions import LOCAL_SPARK_CONFIG
+    from fruits_assets.resources import FruitsSpark
+
+    config = dict(LOCAL_SPARK_CONFIG, **{"spark.master": "local[2]"})
+    return FruitsSpark(spark_config=config).spark_session
+
+
+def run_env(tmp_path: Path, images: Path, weights: Path, **extra: str) -> dict:
+    """Environment for a dagster subprocess with its own instance and data root."""
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.update(DAGSTER_HOME=str(home), FRUITS_DATA_ROOT=str(tmp_path / "data"), FRUITS_IMAGES_DIR=str(images),
+               FRUITS_WEIGHTS=str(weights), FRUITS_DEPLOYMENT="local", PYTHONPATH=str(REPO))
+    env.update(extra)
+    return env

@@ -1,0 +1,93 @@
+"""The whole asset graph materialized in-process: real Spark, real LiteRT, every check evaluated."""
+
+import pandas as pd
+import pytest
+from dagster import AssetCheckSeverity, AssetKey, materialize
+
+from fruits_assets import assets
+from fruits_assets.definitions import LOCAL_SPARK_CONFIG, build_definitions, local_resources
+from fruits_assets.storage import VersionedStore
+
+ALL_ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca"]
+SPARK = dict(LOCAL_SPARK_CONFIG, **{"spark.master": "local[2]"})
+
+
+def all_assets():
+    return list(build_definitions("local").assets)
+
+
+@pytest.fixture(scope="module")
+def graph_run(tmp_path_factory, dirty_images, seeded_weights):
+    root, bad = dirty_images
+    data = tmp_path_factory.mktemp("data")
+    result = materialize(
+        all_assets(),
+        resources=local_resources(str(data), str(root), SPARK),
+        run_config={"ops": {"feature_model": {"config": {"weights": str(seeded_weights)}}}},
+    )
+    return result, data, bad
+
+
+def materialization(result, asset):
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(asset)]
+    return event.materialization.metadata
+
+
+def test_every_asset_and_check_succeeds(graph_run):
+    result, _, _ = graph_run
+    assert result.success
+    assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == set(ALL_ASSETS)
+    evaluations = result.get_asset_check_evaluations()
+    names = {(e.asset_key.path[-1], e.check_name) for e in evaluations}
+    assert names == {
+        ("raw_images", "layout_parsed"), ("feature_model", "pretrained_weights"),
+        *(("image_features", c) for c in assets.FEATURE_CHECKS), ("pca_model", "explained_variance_target"),
+        *(("image_pca", c) for c in assets.PCA_CHECKS),
+    }
+    failed = [(e.check_name, e.metadata) for e in evaluations if not e.passed]
+    assert not failed
+
+
+def test_materializations_record_uri_and_row_count(graph_run):
+    result, data, bad = graph_run
+    store = VersionedStore(str(data))
+    for asset in ALL_ASSETS:
+        meta = materialization(result, asset)
+        assert meta["dagster/uri"].value == store.require_current(asset).uri
+    counts = {a: materialization(result, a)["dagster/row_count"].value
+              for a in ("raw_images", "image_features", "image_rejects", "image_pca")}
+    assert counts == {"raw_images": 100 + len(bad), "image_features": 100, "image_rejects": len(bad),
+                      "image_pca": 100}
+
+
+def test_outputs_on_disk(graph_run):
+    result, data, bad = graph_run
+    store = VersionedStore(str(data))
+    features = pd.read_parquet(store.require_current("image_features").uri)
+    assert list(features.columns) == ["path", "label", "split", "features"]
+    assert {len(f) for f in features["features"]} == {1280}
+    assert "Apple Braeburn" in set(features["label"]) and "Clémentine" in set(features["label"])
+
+    rejects = pd.read_parquet(store.require_current("image_rejects").uri)
+    assert sorted(p.rsplit("/", 1)[1] for p in rejects["path"]) == sorted(r.rsplit("/", 1)[1] for r in bad)
+    assert rejects["error"].notna().all()
+
+    k = materialization(result, "pca_model")["k"].value
+    pca = pd.read_parquet(store.require_current("image_pca").uri)
+    assert list(pca.columns) == ["path", "label", "split", "pca"] and {len(v) for v in pca["pca"]} == {k}
+    assert 1 < k < 100
+    assert materialization(result, "pca_model")["explained_variance"].value >= 0.95
+    assert materialization(result, "pca_model")["fitted_on"].value == "Training split"
+    assert "data:image/png;base64," in materialization(result, "pca_model")["cumulative_explained_variance"].value
+
+
+def test_random_weights_fail_the_pretrained_check_with_warn(tmp_path, sample_images):
+    result = materialize(
+        [a for a in all_assets() if AssetKey("feature_model") in a.keys],
+        resources=local_resources(str(tmp_path), str(sample_images), SPARK),
+        run_config={"ops": {"feature_model": {"config": {"weights": "random"}}}},
+    )
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed, check.severity) == ("pretrained_weights", False, AssetCheckSeverity.WARN)
+    assert materialization(result, "feature_model")["weights_source"].value == "random"

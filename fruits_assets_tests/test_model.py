@@ -1,0 +1,74 @@
+"""Real Keras + real LiteRT on seeded weights: loading paths, spread of features, agreement."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fruits_assets.decode import decode_image
+from fruits_assets.keras_model import FEATURE_DIM, WeightsUnavailable, build_model, sha256_file, to_tflite
+from fruits_assets.litert_runtime import LiteRTFeatureExtractor, cached_extractor
+
+
+@pytest.fixture(scope="module")
+def built(seeded_weights):
+    return build_model(str(seeded_weights))
+
+
+@pytest.fixture(scope="module")
+def batch(sample_images):
+    paths = sorted(sample_images.rglob("*.jpg"))[:21]  # 21: not a multiple of the LiteRT batch
+    return np.stack([decode_image(p.read_bytes()) for p in paths])
+
+
+@pytest.fixture(scope="module")
+def keras_features(built, batch):
+    return built.model.predict(batch, verbose=0)
+
+
+def test_weights_file_is_loaded_with_provenance(built, seeded_weights):
+    assert built.weights_source == "file" and built.pretrained
+    assert built.weights_sha256 == sha256_file(str(seeded_weights))
+    assert built.model.output_shape == (None, FEATURE_DIM)
+
+
+def test_seeded_weights_give_non_degenerate_features(keras_features):
+    spread = keras_features.std(axis=0).mean()
+    assert spread >= 1e-2, f"features barely vary across images (mean std {spread:.2e})"
+    assert np.isfinite(keras_features).all()
+
+
+def test_litert_matches_keras_per_image(built, batch, keras_features):
+    extractor = LiteRTFeatureExtractor(to_tflite(built.model), batch_size=8, num_threads=2)
+    lite = extractor(batch)
+    assert lite.shape == keras_features.shape
+    cosine = (lite * keras_features).sum(1) / (np.linalg.norm(lite, axis=1) * np.linalg.norm(keras_features, axis=1))
+    assert cosine.min() >= 0.9999, cosine.min()
+
+
+def test_interpreter_is_cached_per_model(built):
+    model_bytes = to_tflite(built.model)
+    first = cached_extractor(model_bytes, 4, 1)
+    assert cached_extractor(model_bytes, 4, 1) is first
+    assert cached_extractor(model_bytes, 8, 1) is not first
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsUnavailable, match="does not exist"):
+        build_model(str(tmp_path / "nope.weights.h5"))
+
+
+def test_auto_falls_back_to_random_loudly_when_imagenet_is_unreachable(tmp_path):
+    # A dead proxy and an empty Keras cache make the ImageNet download fail on any machine.
+    env = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "KERAS_HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"}
+    code = ("import logging; logging.basicConfig();"
+            "from fruits_assets.keras_model import build_model; b = build_model('auto');"
+            "print('RESULT', b.weights_source, b.pretrained, '|'.join(b.notes))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")][0]
+    assert result.startswith("RESULT random False") and "fell back to random" in result
+    assert "SEEDED RANDOM weights" in proc.stderr
