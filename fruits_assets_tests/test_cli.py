@@ -1,0 +1,49 @@
+"""The real `dagster` CLI in subprocesses, as users and `make demo` run it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from fruits_assets_tests.conftest import REPO, run_env
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def run(args, env, timeout=600):
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_definitions_validate(tmp_path, sample_images, seeded_weights):
+    proc = run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"],
+               run_env(tmp_path, sample_images, seeded_weights))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_asset_materialize_whole_graph_then_summary(tmp_path, sample_images, seeded_weights):
+    env = run_env(tmp_path, sample_images, seeded_weights)
+    proc = run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", "*"], env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-5000:]
+    assert "RUN_SUCCESS" in log and "did not pass" not in log
+    summary = run([sys.executable, "-m", "fruits_assets.summary"], env)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    assert "images    100 in 10 classes" in summary.stdout
+    assert "rejected 0" in summary.stdout and "reached=True" in summary.stdout
+    assert str(tmp_path / "data" / "image_pca") in summary.stdout
+
+
+def test_unknown_deployment_is_a_one_line_error(tmp_path, sample_images, seeded_weights):
+    env = run_env(tmp_path, sample_images, seeded_weights, FRUITS_DEPLOYMENT="cloud")
+    proc = run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env)
+    assert proc.returncode != 0
+    assert "FRUITS_DEPLOYMENT='cloud' is not one of local, emr" in proc.stdout + proc.stderr
+
+
+def test_sample_data_cli(tmp_path):
+    proc = run([sys.executable, "-m", "fruits_assets.sample_data", str(tmp_path / "imgs"), "--images", "24"],
+               None)
+    assert proc.returncode == 0, proc.stderr
+    files = list((tmp_path / "imgs").rglob("*_100.jpg"))
+    assert len(files) == 24
+    assert {f.parent.parent.name for f in files} == {"Training", "Test"}
