@@ -129,7 +129,9 @@ def feature_model(context: AssetExecutionContext,
         "model_sha256": model_digest(model_bytes),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "preprocessing": "RGB, resize 224x224 bilinear, x/127.5 - 1 (mobilenet_v2.preprocess_input)",
+        "preprocessing": "Pillow RGB, resize 224x224 bilinear; uint8 input scaled in-graph by x/127.5 - 1 "
+                         "(= mobilenet_v2.preprocess_input)",
+        "input": "uint8[batch, 224, 224, 3]",
         "notes": built.notes,
     }
     return MaterializeResult(
@@ -154,7 +156,7 @@ def feature_model(context: AssetExecutionContext,
 
 # ---------------------------------------------------------------- image_features
 class FeaturizeConfig(Config):
-    batch_size: int = Field(default=64, description="images per LiteRT invocation")
+    batch_size: int = Field(default=4, description="images per LiteRT invocation")
     arrow_batch_rows: int = Field(default=256, description="rows per Arrow batch sent to a Python worker")
     interpreter_threads: int = Field(default=1, description="LiteRT threads per Spark task slot")
 

@@ -25,11 +25,12 @@ class LiteRTFeatureExtractor:
         self._interpreter.resize_tensor_input(self._input_index, [batch_size, *self.input_shape])
         self._interpreter.allocate_tensors()
         self._output_index = self._interpreter.get_output_details()[0]["index"]
-        self._batch = np.zeros((batch_size, *self.input_shape), dtype=np.float32)
+        self.input_dtype = np.dtype(inp["dtype"])
+        self._batch = np.zeros((batch_size, *self.input_shape), dtype=self.input_dtype)
         self.output_dim = int(self._interpreter.get_output_details()[0]["shape"][-1])
 
     def input_buffer(self) -> np.ndarray:
-        """A reusable (batch_size, H, W, C) float32 buffer callers may decode into."""
+        """A reusable (batch_size, H, W, C) buffer of the model's input dtype (uint8 pixels)."""
         return self._batch
 
     def run_buffer(self, n: int) -> np.ndarray:
@@ -39,7 +40,7 @@ class LiteRTFeatureExtractor:
         return self._interpreter.get_tensor(self._output_index)[:n].copy()
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Features for any number of preprocessed images (N, H, W, C) -> float32 (N, dim)."""
+        """Features for any number of images (N, H, W, C) of the input dtype -> float32 (N, dim)."""
         out = np.empty((len(images), self.output_dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]

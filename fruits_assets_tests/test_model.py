@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from fruits_assets.decode import decode_image
+from fruits_assets.decode import load_rgb, scale_to_unit_range
 from fruits_assets.keras_model import FEATURE_DIM, WeightsUnavailable, build_model, sha256_file, to_tflite
 from fruits_assets.litert_runtime import LiteRTFeatureExtractor, cached_extractor
 
@@ -17,14 +17,15 @@ def built(seeded_weights):
 
 
 @pytest.fixture(scope="module")
-def batch(sample_images):
+def pixels(sample_images):
     paths = sorted(sample_images.rglob("*.jpg"))[:21]  # 21: not a multiple of the LiteRT batch
-    return np.stack([decode_image(p.read_bytes()) for p in paths])
+    return np.stack([load_rgb(p.read_bytes()) for p in paths])
 
 
 @pytest.fixture(scope="module")
-def keras_features(built, batch):
-    return built.model.predict(batch, verbose=0)
+def keras_features(built, pixels):
+    """The reference: plain Keras model on preprocess_input-scaled floats."""
+    return built.model.predict(scale_to_unit_range(pixels), verbose=0)
 
 
 def test_weights_file_is_loaded_with_provenance(built, seeded_weights):
@@ -39,9 +40,11 @@ def test_seeded_weights_give_non_degenerate_features(keras_features):
     assert np.isfinite(keras_features).all()
 
 
-def test_litert_matches_keras_per_image(built, batch, keras_features):
+def test_litert_matches_keras_per_image(built, pixels, keras_features):
+    """The converted model takes uint8 pixels and scales them in-graph: same features as Keras."""
     extractor = LiteRTFeatureExtractor(to_tflite(built.model), batch_size=8, num_threads=2)
-    lite = extractor(batch)
+    assert extractor.input_dtype == np.uint8
+    lite = extractor(pixels)
     assert lite.shape == keras_features.shape
     cosine = (lite * keras_features).sum(1) / (np.linalg.norm(lite, axis=1) * np.linalg.norm(keras_features, axis=1))
     assert cosine.min() >= 0.9999, cosine.min()
