@@ -156,7 +156,7 @@ def feature_model(context: AssetExecutionContext,
 
 # ---------------------------------------------------------------- image_features
 class FeaturizeConfig(Config):
-    batch_size: int = Field(default=4, description="images per LiteRT invocation")
+    batch_size: int = Field(default=1, description="images per LiteRT invocation")
     arrow_batch_rows: int = Field(default=256, description="rows per Arrow batch sent to a Python worker")
     interpreter_threads: int = Field(default=1, description="LiteRT threads per Spark task slot")
 
@@ -200,15 +200,18 @@ def image_features(
     result = with_empty_files(spark, result, raw_images)
     result = result.persist(StorageLevel.MEMORY_AND_DISK)
     ok = F.col("error").isNull()
-    stats = result.agg(
+    # One pass over the cached result gives every count the checks and metadata need.
+    by_split = result.groupBy("split").agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(ok, 1).otherwise(0)).alias("features"),
         F.sum(F.when(ok & (F.size("features") != dim), 1).otherwise(0)).alias("bad_dims"),
         F.sum(F.when(ok & F.exists("features", lambda x: F.isnan(x) | (F.abs(x) == float("inf"))), 1)
               .otherwise(0)).alias("non_finite"),
-    ).first()
+    ).collect()
+    stats = {key: sum(int(r[key] or 0) for r in by_split) for key in ("rows", "features", "bad_dims", "non_finite")}
+    per_split = {r["split"] or "?": int(r["features"] or 0) for r in by_split}
     seconds = time.perf_counter() - started
-    n_rows, n_ok = int(stats["rows"]), int(stats["features"] or 0)
+    n_rows, n_ok = stats["rows"], stats["features"]
     n_rejects = n_rows - n_ok
     sample = [r[0] for r in result.where(ok).select("features").limit(1000).collect()]
     spread = float(np.stack(sample).std(axis=0).mean()) if len(sample) > 1 else 0.0
@@ -218,7 +221,6 @@ def image_features(
     rejects_preview = rejects.limit(100).toPandas() if n_rejects else pd.DataFrame(columns=rejects.columns)
     context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",
                      n_rows, n_rejects, seconds, n_rows / max(seconds, 1e-9))
-    per_split = {r["split"] or "?": int(r["count"]) for r in features.groupBy("split").count().collect()}
     yield MaterializeResult(
         asset_key="image_features",
         value=features,
@@ -238,10 +240,10 @@ def image_features(
                 check_name="counts_reconcile", passed=n_rows == len(raw_images),
                 description="features + rejects = images in the inventory",
                 metadata={"features": n_ok, "rejects": n_rejects, "inventory": len(raw_images)}),
-            AssetCheckResult(check_name="feature_dims", passed=int(stats["bad_dims"] or 0) == 0,
-                             metadata={"expected": dim, "rows_with_other_dims": int(stats["bad_dims"] or 0)}),
-            AssetCheckResult(check_name="features_finite", passed=int(stats["non_finite"] or 0) == 0,
-                             metadata={"rows_with_nan_or_inf": int(stats["non_finite"] or 0)}),
+            AssetCheckResult(check_name="feature_dims", passed=stats["bad_dims"] == 0,
+                             metadata={"expected": dim, "rows_with_other_dims": stats["bad_dims"]}),
+            AssetCheckResult(check_name="features_finite", passed=stats["non_finite"] == 0,
+                             metadata={"rows_with_nan_or_inf": stats["non_finite"]}),
             AssetCheckResult(check_name="features_not_constant", passed=spread > MIN_FEATURE_SPREAD,
                              metadata={"mean_std_across_images": spread, "sampled": len(sample),
                                        "threshold": MIN_FEATURE_SPREAD}),
