@@ -219,6 +219,7 @@ def image_features(
     features = result.where(ok).select("path", "label", "split", "features")
     rejects = result.where(~ok).select("path", "label", "split", "bytes", "error")
     rejects_preview = rejects.limit(100).toPandas() if n_rejects else pd.DataFrame(columns=rejects.columns)
+    checks_seconds = time.perf_counter() - started - seconds
     context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",
                      n_rows, n_rejects, seconds, n_rows / max(seconds, 1e-9))
     yield MaterializeResult(
@@ -230,6 +231,7 @@ def image_features(
             "per_split": per_split,
             "rejected": n_rejects,
             "featurize_seconds": round(seconds, 2),
+            "checks_seconds": round(checks_seconds, 2),
             "images_per_second": round(n_rows / max(seconds, 1e-9), 1),
             "feature_std_across_images": spread,
             "model_sha256": feature_model.provenance.get("model_sha256", ""),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Optional
 
 import pandas as pd
@@ -46,6 +47,7 @@ class VersionedIOManager(ConfigurableIOManager):
         version = store.new_version(context.run_id)
         uri = store.version_uri(asset, version)
         metadata: dict[str, Any] = {"dagster/uri": MetadataValue.path(uri)}
+        started = time.perf_counter()
         if _is_spark_df(obj):
             obj.write.mode("errorifexists").parquet(uri)
             kind = "spark_parquet"
@@ -71,6 +73,7 @@ class VersionedIOManager(ConfigurableIOManager):
             kind = "spark_ml"
         else:
             raise TypeError(f"{asset}: cannot store a {type(obj).__name__}")
+        metadata["write_seconds"] = round(time.perf_counter() - started, 2)
         store.publish(asset, version, {"kind": kind, "run_id": context.run_id})
         context.add_output_metadata(metadata)
 
