@@ -63,7 +63,20 @@ def _md_table(df: pd.DataFrame, limit: int = 50) -> MetadataValue:
                                 description="every image sits at <split>/<label>/<file>")],
 )
 def raw_images(context: AssetExecutionContext, images: ImageStore):
-    """Inventory of the image store: one row per image file (path, label, split, bytes)."""
+    """Inventory of the image store: one row per image file (path, label, split, bytes).
+
+    In the emr deployment with FRUITS_IMAGES_DIR set, the local folder is first synced to S3.
+    """
+    sync_metadata = {}
+    if images.source_dir:
+        report = images.sync_from_source()
+        context.log.info("synced %s -> %s: %d uploaded, %d already there, %d failed",
+                         images.source_dir, images.uri, report.uploaded, report.skipped, len(report.failed))
+        if report.failed:
+            raise Failure(f"{len(report.failed)} uploads failed, first: {report.failed[0]}",
+                          metadata={"failed": MetadataValue.json([list(f) for f in report.failed[:100]])})
+        sync_metadata = {"uploaded": report.uploaded, "already_in_s3": report.skipped,
+                         "bytes_uploaded": report.bytes_uploaded}
     inventory = images.inventory()
     if inventory.empty:
         raise Failure(f"no .jpg/.jpeg/.png images found under {images.uri}")
@@ -80,6 +93,7 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
             "total_bytes": int(inventory["bytes"].sum()),
             "per_split": {str(k): int(v) for k, v in inventory["split"].value_counts(dropna=False).items()},
             "per_class": _md_table(per_class, limit=200),
+            **sync_metadata,
         },
         check_results=[AssetCheckResult(
             check_name="layout_parsed", passed=unparsed.empty,

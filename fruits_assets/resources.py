@@ -39,6 +39,19 @@ class ImageStore(ConfigurableResource):
     uri: str
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
+    source_dir: Optional[str] = None  # emr: local folder uploaded to ``uri`` by raw_images
+
+    def s3_client(self):
+        import boto3
+
+        return boto3.client("s3", region_name=self.region, endpoint_url=self.endpoint_url)
+
+    def sync_from_source(self):
+        """Upload ``source_dir`` to the S3 store; returns a :class:`~fruits_assets.s3_sync.SyncReport`."""
+        from .s3_sync import sync_images
+
+        bucket, _, prefix = self.uri[len("s3://"):].partition("/")
+        return sync_images(self.s3_client(), self.source_dir, bucket, prefix)
 
     def spark_root(self) -> str:
         """The root as Spark's binaryFile reads it."""

@@ -72,8 +72,27 @@ def aws_region(allow_non_eu: bool | None = None) -> str:
 
 
 def s3_endpoint_url() -> str | None:
-    """Optional S3/EMR endpoint override (FRUITS_AWS_ENDPOINT_URL), used by tests against moto."""
-    return _env("FRUITS_AWS_ENDPOINT_URL")
+    """Optional endpoint override, boto3's own convention (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL);
+    tests point it at moto. boto3 reads it by itself; pyarrow's S3 filesystem is given it."""
+    return _env("AWS_ENDPOINT_URL_S3") or _env("AWS_ENDPOINT_URL")
+
+
+# EMR writes the cluster id here on every node: steps running on the cluster need no env var.
+EMR_JOB_FLOW_INFO = "/mnt/var/lib/info/job-flow.json"
+
+
+def emr_cluster_id() -> str:
+    """FRUITS_EMR_CLUSTER_ID, or the id of the EMR cluster this code runs on."""
+    value = _env("FRUITS_EMR_CLUSTER_ID")
+    if value is None and os.path.exists(EMR_JOB_FLOW_INFO):
+        import json
+
+        with open(EMR_JOB_FLOW_INFO) as fh:
+            value = json.load(fh).get("jobFlowId")
+    if value is None:
+        raise SettingsError("FRUITS_EMR_CLUSTER_ID is not set (required for FRUITS_DEPLOYMENT=emr; "
+                            "`fruits-assets emr up` prints it)")
+    return value
 
 
 @dataclass(frozen=True)
@@ -82,12 +101,22 @@ class EmrSettings:
     region: str
     cluster_id: str
     staging_prefix: str
+    images_dir: str | None  # local folder raw_images uploads from, if any
 
     @classmethod
     def from_env(cls) -> "EmrSettings":
         return cls(
             bucket=require("FRUITS_S3_BUCKET"),
             region=aws_region(),
-            cluster_id=require("FRUITS_EMR_CLUSTER_ID"),
+            cluster_id=emr_cluster_id(),
             staging_prefix=_env("FRUITS_EMR_STAGING_PREFIX", "emr_staging"),
+            images_dir=_env("FRUITS_IMAGES_DIR"),
         )
+
+    @property
+    def raw_uri(self) -> str:
+        return f"s3://{self.bucket}/raw"
+
+    @property
+    def assets_uri(self) -> str:
+        return f"s3://{self.bucket}/assets"

@@ -1,0 +1,121 @@
+"""``fruits-assets`` command line: bucket setup and the EMR cluster's lifecycle.
+
+    fruits-assets s3 init
+    fruits-assets emr plan [--json]
+    fruits-assets emr up | status | down
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import settings
+
+
+def _clients(region: str):
+    import boto3
+
+    return boto3.client("emr", region_name=region), boto3.client("s3", region_name=region)
+
+
+def _cluster_id(args) -> str:
+    value = args.cluster_id or os.environ.get("FRUITS_EMR_CLUSTER_ID")
+    if not value:
+        raise settings.SettingsError("FRUITS_EMR_CLUSTER_ID is not set (or pass --cluster-id)")
+    return value
+
+
+def cmd_s3_init(args) -> int:
+    from .emr.bucket import init_bucket
+
+    region = settings.aws_region(args.allow_non_eu_region or None)
+    bucket = settings.require("FRUITS_S3_BUCKET")
+    _, s3 = _clients(region)
+    for line in init_bucket(s3, bucket, region, os.environ.get("FRUITS_EMR_STAGING_PREFIX", "emr_staging")):
+        print(line)
+    return 0
+
+
+def cmd_emr_plan(args) -> int:
+    from .emr.cluster import ClusterSpec, cost_summary, run_job_flow_request
+
+    spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
+    request = run_job_flow_request(spec)
+    cost = cost_summary(request, spec)
+    if args.json:
+        print(json.dumps({"RunJobFlow": request, "estimated_cost": cost}, indent=2))
+        return 0
+    print(json.dumps(request, indent=2))
+    print(f"\nestimated cost (USD/hour, {spec.region}): {cost['at_start']['usd_per_hour']} at start, "
+          f"{cost['at_max_scale']['usd_per_hour']} at {spec.max_units} units with Spot task nodes "
+          f"({cost['at_max_scale_without_spot']['usd_per_hour']} if they were on-demand)")
+    print(cost["at_start"]["price_table"])
+    return 0
+
+
+def cmd_emr_up(args) -> int:
+    from .emr.cluster import ClusterSpec, create_cluster
+
+    spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
+    emr, s3 = _clients(spec.region)
+    cluster_id = create_cluster(emr, s3, spec, wait=not args.no_wait, poll_s=args.poll_seconds)
+    print(cluster_id)
+    print(f"export FRUITS_EMR_CLUSTER_ID={cluster_id}", file=sys.stderr)
+    return 0
+
+
+def cmd_emr_status(args) -> int:
+    from .emr.cluster import cluster_state
+
+    emr, _ = _clients(settings.aws_region(args.allow_non_eu_region or None))
+    print(json.dumps(cluster_state(emr, _cluster_id(args)), indent=2, default=str))
+    return 0
+
+
+def cmd_emr_down(args) -> int:
+    from .emr.cluster import terminate_cluster
+
+    cluster_id = _cluster_id(args)
+    emr, _ = _clients(settings.aws_region(args.allow_non_eu_region or None))
+    terminate_cluster(emr, cluster_id)
+    print(f"terminating {cluster_id}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fruits-assets", description="bucket and EMR cluster for fruits-assets")
+    p.add_argument("--allow-non-eu-region", action="store_true",
+                   help="accept a FRUITS_AWS_REGION outside the EU (also FRUITS_ALLOW_NON_EU_REGION=1)")
+    groups = p.add_subparsers(dest="group", required=True)
+    s3 = groups.add_parser("s3").add_subparsers(dest="command", required=True)
+    s3.add_parser("init", help="create the bucket: encrypted, private, TLS only, staging expiry").set_defaults(
+        fn=cmd_s3_init)
+    emr = groups.add_parser("emr").add_subparsers(dest="command", required=True)
+    plan = emr.add_parser("plan", help="print the RunJobFlow request and its cost; calls nothing")
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(fn=cmd_emr_plan)
+    up = emr.add_parser("up", help="create the cluster, wait until WAITING, print its id")
+    up.add_argument("--no-wait", action="store_true")
+    up.add_argument("--poll-seconds", type=float, default=30)
+    up.set_defaults(fn=cmd_emr_up)
+    for name, fn in (("status", cmd_emr_status), ("down", cmd_emr_down)):
+        sub = emr.add_parser(name)
+        sub.add_argument("--cluster-id")
+        sub.set_defaults(fn=fn)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except settings.SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

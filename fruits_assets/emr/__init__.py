@@ -1,0 +1,1 @@
+"""AWS side: EMR deployment resources, cluster plan, bucket setup."""

@@ -1,0 +1,42 @@
+"""Create the project bucket the way data in it should be kept: encrypted, private, TLS only."""
+
+from __future__ import annotations
+
+import json
+
+STAGING_EXPIRY_DAYS = 7
+
+
+def tls_only_policy(bucket: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }]}
+
+
+def init_bucket(s3_client, bucket: str, region: str, staging_prefix: str = "emr_staging") -> list[str]:
+    """Create (or bring up to standard) ``bucket`` in ``region``; returns what was done."""
+    done = []
+    try:
+        kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3_client.create_bucket(Bucket=bucket, **kwargs)
+        done.append(f"created s3://{bucket} in {region}")
+    except s3_client.exceptions.BucketAlreadyOwnedByYou:
+        done.append(f"s3://{bucket} already exists and is yours")
+    s3_client.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    done.append("public access blocked")
+    s3_client.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
+    done.append("default encryption SSE-S3 (AES256)")
+    s3_client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+    done.append("bucket policy: TLS only")
+    s3_client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [{
+        "ID": "expire-step-launcher-staging", "Status": "Enabled",
+        "Filter": {"Prefix": staging_prefix.strip("/") + "/"},
+        "Expiration": {"Days": STAGING_EXPIRY_DAYS},
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+    }]})
+    done.append(f"lifecycle: {staging_prefix}/ expires after {STAGING_EXPIRY_DAYS} days")
+    return done
