@@ -1,0 +1,206 @@
+"""The emr deployment without AWS: moto's server on 127.0.0.1 for S3 and EMR, a harness playing the
+cluster (see emr_harness/harness.py), the real CLI and the real emr_pyspark_step_launcher."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fruits_assets import sample_data
+from fruits_assets_tests.conftest import REPO, add_bad_files, run_env
+from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
+
+BUCKET = "fruits-assets-test"
+INIT_BUCKET = "fruits-assets-init-test"
+REGION = "eu-west-3"
+CLI = str(Path(sys.executable).with_name("fruits-assets"))
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with MotoAws(REGION) as moto:
+        # moto serves plain http, which the TLS-only policy of `s3 init` rightly refuses (asserted
+        # below): the flow tests use a bucket made without that policy.
+        moto.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield moto
+
+
+def emr_env(tmp_path, aws, images=None, weights="random", **extra):
+    env = run_env(tmp_path, images or tmp_path, weights, FRUITS_DEPLOYMENT="emr", FRUITS_S3_BUCKET=BUCKET,
+                  FRUITS_AWS_REGION=REGION, **aws.env)
+    if images is None:
+        env.pop("FRUITS_IMAGES_DIR")
+    env.update(extra)
+    return env
+
+
+def cli(args, env):
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_s3_init_makes_a_private_encrypted_tls_only_bucket(tmp_path, aws):
+    from botocore.exceptions import ClientError
+
+    env = emr_env(tmp_path, aws, FRUITS_S3_BUCKET=INIT_BUCKET)
+    first = cli(["s3", "init"], env)
+    assert first.returncode == 0, first.stderr
+    assert f"created s3://{INIT_BUCKET} in {REGION}" in first.stdout
+    again = cli(["s3", "init"], env)  # idempotent
+    assert again.returncode == 0 and "already exists" in again.stdout
+    s3 = aws.client("s3")
+    with pytest.raises(ClientError, match="Forbidden|AccessDenied"):
+        s3.put_object(Bucket=INIT_BUCKET, Key="x", Body=b"over plain http")  # the policy is enforced
+    BUCKET = INIT_BUCKET  # noqa: N806 - the assertions below read the initialised bucket
+    assert s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == REGION
+    block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rule = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    [statement] = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    [lifecycle] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    assert lifecycle["Filter"]["Prefix"] == "emr_staging/" and lifecycle["Expiration"]["Days"] > 0
+
+
+def plan(env, *flags):
+    proc = cli([*flags, "emr", "plan", "--json"], env)
+    return proc, (json.loads(proc.stdout) if proc.returncode == 0 else None)
+
+
+def test_emr_plan_is_complete_and_calls_nothing(tmp_path, aws):
+    # A dead endpoint proves the plan is built without calling AWS.
+    env = emr_env(tmp_path, aws, AWS_ENDPOINT_URL="http://127.0.0.1:9", FRUITS_EMR_MIN_UNITS="3",
+                  FRUITS_EMR_MAX_UNITS="12")
+    proc, out = plan(env)
+    assert proc.returncode == 0, proc.stderr
+    req = out["RunJobFlow"]
+    assert req["ReleaseLabel"].startswith("emr-7.")
+    assert {a["Name"] for a in req["Applications"]} == {"Hadoop", "Spark", "JupyterHub", "Livy"}
+    fleets = {f["InstanceFleetType"]: f for f in req["Instances"]["InstanceFleets"]}
+    assert fleets["MASTER"]["TargetSpotCapacity"] == 0 and fleets["MASTER"]["TargetOnDemandCapacity"] == 1
+    assert fleets["CORE"]["TargetSpotCapacity"] == 0 and fleets["CORE"]["TargetOnDemandCapacity"] >= 1
+    task = fleets["TASK"]
+    assert task["TargetSpotCapacity"] > 0 and task["TargetOnDemandCapacity"] == 0
+    spot = task["LaunchSpecifications"]["SpotSpecification"]
+    assert spot["AllocationStrategy"] == "capacity-optimized" and spot["TimeoutAction"] == "SWITCH_TO_ON_DEMAND"
+    assert len(task["InstanceTypeConfigs"]) >= 3
+    assert "LaunchSpecifications" not in fleets["MASTER"] and "LaunchSpecifications" not in fleets["CORE"]
+    limits = req["ManagedScalingPolicy"]["ComputeLimits"]
+    assert (limits["MinimumCapacityUnits"], limits["MaximumCapacityUnits"]) == (3, 12)
+    assert limits["MaximumOnDemandCapacityUnits"] == fleets["CORE"]["TargetOnDemandCapacity"]
+    assert req["AutoTerminationPolicy"]["IdleTimeout"] > 0
+    assert req["LogUri"] == f"s3://{BUCKET}/emr/logs/"
+    [bootstrap] = req["BootstrapActions"]
+    assert bootstrap["ScriptBootstrapAction"]["Path"] == f"s3://{BUCKET}/emr/bootstrap/bootstrap.sh"
+    spark_env = {c["Classification"]: c for c in req["Configurations"]}
+    exports = spark_env["spark-env"]["Configurations"][0]["Properties"]
+    assert exports["PYSPARK_PYTHON"].endswith("python") and exports["FRUITS_DEPLOYMENT"] == "emr"
+    assert "spark.sql.execution.arrow.maxRecordsPerBatch" in spark_env["spark-defaults"]["Properties"]
+    assert {t["Key"] for t in req["Tags"]} >= {"project"}
+    cost = out["estimated_cost"]
+    assert 0 < cost["at_start"]["usd_per_hour"] < cost["at_max_scale"]["usd_per_hour"]
+    assert cost["at_max_scale"]["usd_per_hour"] < cost["at_max_scale_without_spot"]["usd_per_hour"]
+
+
+def test_region_outside_eu_is_refused_unless_allowed(tmp_path, aws):
+    env = emr_env(tmp_path, aws, FRUITS_AWS_REGION="us-east-1")
+    proc, _ = plan(env)
+    assert proc.returncode == 2 and "outside the EU" in proc.stderr and "FRUITS_ALLOW_NON_EU_REGION" in proc.stderr
+    proc, out = plan(env, "--allow-non-eu-region")
+    assert proc.returncode == 0 and out["RunJobFlow"]["Name"] == "fruits-assets"
+    proc, _ = plan(dict(env, FRUITS_ALLOW_NON_EU_REGION="1"))
+    assert proc.returncode == 0
+
+
+def test_missing_bucket_is_a_one_line_error(tmp_path, aws):
+    env = emr_env(tmp_path, aws)
+    env.pop("FRUITS_S3_BUCKET")
+    proc, _ = plan(env)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: FRUITS_S3_BUCKET is not set " \
+        "(required for FRUITS_DEPLOYMENT=emr)"
+
+
+def test_emr_up_status_down(tmp_path, aws):
+    env = emr_env(tmp_path, aws)
+    up = cli(["emr", "up", "--poll-seconds", "0.2"], env)
+    assert up.returncode == 0, up.stderr
+    cluster_id = up.stdout.strip()
+    assert cluster_id.startswith("j-")
+    staged = aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="emr/bootstrap/")["Contents"]
+    assert {o["Key"] for o in staged} == {"emr/bootstrap/bootstrap.sh", "emr/bootstrap/requirements-emr.txt"}
+    status = cli(["emr", "status", "--cluster-id", cluster_id], env)
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "WAITING"
+    cluster = aws.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["AutoTerminationPolicy"]["IdleTimeout"] == 3600 if "AutoTerminationPolicy" in cluster else True
+    down = cli(["emr", "down"], dict(env, FRUITS_EMR_CLUSTER_ID=cluster_id))
+    assert down.returncode == 0
+    state = json.loads(cli(["emr", "status", "--cluster-id", cluster_id], env).stdout)["state"]
+    assert state.startswith("TERMINAT")
+
+
+def test_definitions_validate_in_emr_deployment(tmp_path, aws):
+    env = emr_env(tmp_path, aws, FRUITS_EMR_CLUSTER_ID="j-TESTCLUSTER")
+    proc = subprocess.run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env.pop("FRUITS_EMR_CLUSTER_ID")
+    proc = subprocess.run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "FRUITS_EMR_CLUSTER_ID is not set" in proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def emr_cluster(tmp_path_factory, aws):
+    """An EMR cluster created by `fruits-assets emr up` on moto, played by the harness."""
+    tmp = tmp_path_factory.mktemp("emr")
+    env = emr_env(tmp, aws)
+    up = cli(["emr", "up", "--poll-seconds", "0.2"], env)
+    assert up.returncode == 0, up.stderr
+    step_env = {**aws.env, "FRUITS_DEPLOYMENT": "emr", "FRUITS_S3_BUCKET": BUCKET, "FRUITS_AWS_REGION": REGION}
+    harness = FakeEmrCluster(aws.endpoint, REGION, tmp / "cluster", step_env)
+    harness.start()
+    yield up.stdout.strip(), harness
+    harness.stop()
+
+
+def test_upload_and_featurize_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, seeded_weights):
+    cluster_id, harness = emr_cluster
+    images = tmp_path / "Fruits 360"
+    sample_data.generate(images, 20)
+    bad = add_bad_files(images)
+    env = emr_env(tmp_path, aws, images=images, weights=str(seeded_weights), FRUITS_EMR_CLUSTER_ID=cluster_id)
+    select = "raw_images,feature_model,image_features,image_rejects"
+    proc = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", select],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:] + "".join(
+        p.read_text()[-3000:] for p in (harness.workdir / "steps").rglob("stderr.txt"))
+    assert "RUN_SUCCESS" in log
+    # the step ran on the "cluster", through the launcher, and succeeded
+    assert [state for _, state, _ in harness.completed] == ["COMPLETED"]
+    steps = aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"]
+    assert any(s["Name"].endswith("image_features") for s in steps)
+    # its events came back into this run: check results computed on the cluster, then its logs
+    assert "Asset check 'counts_reconcile' on 'image_features' passed" in log
+    assert "featurized 20 images" in log or "featurized 23 images" in log
+    assert "Spark Driver stdout" in log
+    # images uploaded with labels intact; outputs published in S3
+    s3 = aws.client("s3")
+    keys = {o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="raw/")
+            for o in p.get("Contents", [])}
+    assert "raw/Training/Apple Braeburn/1_100.jpg" in keys and len(keys) == 20 + len(bad)
+    assert any("Clémentine" in k for k in keys)
+    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="assets/image_features/_CURRENT.json")["Body"].read())
+    prefix = pointer["uri"][len(f"s3://{BUCKET}/"):]
+    parts = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+             if o["Key"].endswith(".parquet")]
+    assert parts, pointer
+
+    # a second upload skips what is already there
+    again = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", "raw_images"],
+                           env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"0 uploaded, {20 + len(bad)} already there" in again.stdout + again.stderr
