@@ -219,16 +219,15 @@ def image_features(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.when(ok, 1).otherwise(0)).alias("features"),
         F.sum(F.when(ok & (F.size("features") != dim), 1).otherwise(0)).alias("bad_dims"),
-        F.sum(F.when(ok & F.exists("features", lambda x: F.isnan(x) | (F.abs(x) == float("inf"))), 1)
-              .otherwise(0)).alias("non_finite"),
+        F.sum(F.when(ok & ~F.col("finite"), 1).otherwise(0)).alias("non_finite"),
     ).collect()
     stats = {key: sum(int(r[key] or 0) for r in by_split) for key in ("rows", "features", "bad_dims", "non_finite")}
     per_split = {r["split"] or "?": int(r["features"] or 0) for r in by_split}
     seconds = time.perf_counter() - started
     n_rows, n_ok = stats["rows"], stats["features"]
     n_rejects = n_rows - n_ok
-    sample = [r[0] for r in result.where(ok).select("features").limit(1000).collect()]
-    spread = float(np.stack(sample).std(axis=0).mean()) if len(sample) > 1 else 0.0
+    sample = result.where(ok).select("features").limit(1000).toPandas()["features"]  # Arrow, not Row objects
+    spread = float(np.stack(sample.to_numpy()).std(axis=0).mean()) if len(sample) > 1 else 0.0
 
     features = result.where(ok).select("path", "label", "split", "features")
     rejects = result.where(~ok).select("path", "label", "split", "bytes", "error")

@@ -19,6 +19,9 @@ LOCAL_SPARK_CONFIG = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.session.timeZone": "UTC",
+    # Local runs are short and share few cores with the Python workers: C1-only JIT compiles
+    # far less and measured faster end to end (benchmarks/; README "Performance"). EMR keeps C2.
+    "spark.driver.extraJavaOptions": os.environ.get("FRUITS_SPARK_DRIVER_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1"),
 }
 
 

@@ -15,7 +15,7 @@ from .decode import RejectedImage, load_rgb
 from .layout import IMAGE_PATH_REGEX, parse_image_path, relative_image_path
 from .litert_runtime import cached_extractor, model_digest
 
-RESULT_SCHEMA = "label string, split string, features array<float>, error string"
+RESULT_SCHEMA = "label string, split string, features array<float>, error string, finite boolean"
 FEATURE_COLUMNS = ("path", "label", "split", "features")
 REJECT_COLUMNS = ("path", "label", "split", "bytes", "error")
 
@@ -70,12 +70,17 @@ def featurize_batches(batches: Iterator[tuple[pd.Series, pd.Series]], root: str,
         splits: list[str | None] = [None] * n
         errors: list[str | None] = [None] * n
         features: list[np.ndarray | None] = [None] * n
+        finite: list[bool | None] = [None] * n
         pending: list[int] = []
 
         def flush() -> None:
             out = extractor.run_buffer(len(pending))
+            # Checked here, vectorized, for the features_finite check: a Spark higher-order
+            # function over every element costs more JVM time than the rest of the aggregation.
+            all_finite = np.isfinite(out).all(axis=1)
             for j, row in enumerate(pending):
                 features[row] = out[j]
+                finite[row] = bool(all_finite[j])
             pending.clear()
 
         for i, (path, content) in enumerate(zip(paths, contents)):
@@ -98,7 +103,8 @@ def featurize_batches(batches: Iterator[tuple[pd.Series, pd.Series]], root: str,
                 flush()
         if pending:
             flush()
-        yield pd.DataFrame({"label": labels, "split": splits, "features": features, "error": errors})
+        yield pd.DataFrame({"label": labels, "split": splits, "features": features, "error": errors,
+                            "finite": finite})
 
 
 def with_empty_files(spark, featurized_df, inventory: pd.DataFrame):
@@ -107,13 +113,14 @@ def with_empty_files(spark, featurized_df, inventory: pd.DataFrame):
     empty = inventory[inventory["bytes"] == 0]
     if empty.empty:
         return featurized_df
-    rows = [(p, lb, sp, None, 0, "empty file (0 bytes)") for p, lb, sp in
+    rows = [(p, lb, sp, None, 0, "empty file (0 bytes)", None) for p, lb, sp in
             zip(empty["path"], empty["label"], empty["split"])]
     return featurized_df.unionByName(spark.createDataFrame(rows, featurized_df.schema))
 
 
 def featurize(spark, images_df, root: str, model_bytes: bytes, options: FeaturizeOptions = FeaturizeOptions()):
-    """Add label, split, features (float[dim], null if rejected) and error to ``images_df``.
+    """Add label, split, features (float[dim], null if rejected), error and finite (all features
+    finite) to ``images_df``.
 
     ``root`` is the image store root in Spark's path form (``file:/abs/dir`` or ``s3://bucket/prefix``).
     """
@@ -130,5 +137,5 @@ def featurize(spark, images_df, root: str, model_bytes: bytes, options: Featuriz
 
     result = images_df.select("path", "length", extract("path", "content").alias("r"))
     return result.select("path", "r.label", "r.split", "r.features",
-                         F.col("length").alias("bytes"), "r.error")
+                         F.col("length").alias("bytes"), "r.error", "r.finite")
 

@@ -49,7 +49,11 @@ class VersionedIOManager(ConfigurableIOManager):
         metadata: dict[str, Any] = {"dagster/uri": MetadataValue.path(uri)}
         started = time.perf_counter()
         if _is_spark_df(obj):
-            obj.write.mode("errorifexists").parquet(uri)
+            writer = obj.write.mode("errorifexists")
+            if any(f.dataType.simpleString().startswith("array<") for f in obj.schema.fields):
+                # Feature vectors never repeat: dictionary pages would be built and thrown away.
+                writer = writer.option("parquet.enable.dictionary", "false")
+            writer.parquet(uri)
             kind = "spark_parquet"
             metadata["dagster/column_schema"] = TableSchema(
                 columns=[TableColumn(f.name, f.dataType.simpleString()) for f in obj.schema.fields])

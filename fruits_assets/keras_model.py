@@ -161,9 +161,14 @@ def with_preprocessing(model):
 
 def to_tflite(model) -> bytes:
     """Convert to a LiteRT flatbuffer taking uint8 pixels (float32 weights, no quantization)."""
+    import contextlib
+    import io
+
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_keras_model(with_preprocessing(model)).convert()
+    # The converter exports a SavedModel first and prints every captured tensor (hundreds of lines).
+    with contextlib.redirect_stdout(io.StringIO()):
+        return tf.lite.TFLiteConverter.from_keras_model(with_preprocessing(model)).convert()
 
 
 def save_weights(model, path: str) -> str:

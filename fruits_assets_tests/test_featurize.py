@@ -9,6 +9,7 @@ import pytest
 from fruits_assets.featurize import (
     FeaturizeOptions,
     featurize,
+    featurize_batches,
     partition_settings,
     read_images,
     spark_path_root,
@@ -40,6 +41,7 @@ def test_every_file_gets_features_or_a_reason(featurized, dirty_images):
         row = rejected[rejected["path"] == f"file:{root}/{rel}"]
         assert len(row) == 1 and row["error"].iloc[0].startswith(reason), (rel, row)
         assert row["features"].iloc[0] is None  # never a zero vector
+        assert row["finite"].iloc[0] is None
 
 
 def test_features_labels_and_splits(featurized):
@@ -47,6 +49,7 @@ def test_features_labels_and_splits(featurized):
     matrix = np.stack(ok["features"].to_numpy())
     assert matrix.shape == (100, 1280) and matrix.dtype == np.float32
     assert np.isfinite(matrix).all() and matrix.std(axis=0).mean() > 1e-2
+    assert ok["finite"].all()
     assert not (np.abs(matrix).sum(axis=1) == 0).any()
     assert {"Apple Braeburn", "Clémentine", "Grape Blue"} <= set(ok["label"])
     assert set(ok["split"]) == {"Training", "Test"}
@@ -76,3 +79,28 @@ def test_partition_settings_follow_data_size():
     assert int(small["spark.sql.files.openCostInBytes"]) == 5000
     big = partition_settings(n_images=90_000, total_bytes=90_000 * 5000, parallelism=8)
     assert big["spark.sql.files.minPartitionNum"] == str(8 * 4)
+
+
+def test_non_finite_features_are_flagged_not_hidden(tmp_path):
+    """A model producing NaN for dark images: the row keeps its NaN features, flagged finite=False
+    (what the features_finite check counts), and bright images stay finite."""
+    import io
+
+    import keras
+    import pandas as pd
+    from PIL import Image
+
+    pixels = keras.Input(shape=(224, 224, 3))
+    mean = keras.layers.GlobalAveragePooling2D()(pixels)  # in [-1, 1] after preprocessing
+    model = keras.Model(pixels, keras.layers.Lambda(lambda t: keras.ops.sqrt(t))(mean))
+    blobs = []
+    for value in (0, 255):
+        buf = io.BytesIO()
+        Image.new("RGB", (100, 100), (value,) * 3).save(buf, format="JPEG")
+        blobs.append(buf.getvalue())
+    paths = pd.Series(["/r/Training/Dark/1_100.jpg", "/r/Training/Bright/1_100.jpg"])
+    [out] = featurize_batches(iter([(paths, pd.Series(blobs))]), "/r", to_tflite(model), "nan-model",
+                              FeaturizeOptions())
+    assert out["error"].isna().all()
+    assert out["finite"].tolist() == [False, True]
+    assert np.isnan(out["features"][0]).all() and np.isfinite(out["features"][1]).all()
