@@ -133,12 +133,31 @@ def test_emr_up_status_down(tmp_path, aws):
     assert {o["Key"] for o in staged} == {"emr/bootstrap/bootstrap.sh", "emr/bootstrap/requirements-emr.txt"}
     status = cli(["emr", "status", "--cluster-id", cluster_id], env)
     assert status.returncode == 0 and json.loads(status.stdout)["state"] == "WAITING"
-    cluster = aws.client("emr").describe_cluster(ClusterId=cluster_id)["Cluster"]
-    assert cluster["AutoTerminationPolicy"]["IdleTimeout"] == 3600 if "AutoTerminationPolicy" in cluster else True
     down = cli(["emr", "down"], dict(env, FRUITS_EMR_CLUSTER_ID=cluster_id))
     assert down.returncode == 0
     state = json.loads(cli(["emr", "status", "--cluster-id", cluster_id], env).stdout)["state"]
     assert state.startswith("TERMINAT")
+
+
+def test_emr_up_sends_the_planned_request(aws, monkeypatch):
+    """moto does not keep auto-termination or managed scaling: record what RunJobFlow really sent."""
+    from fruits_assets.emr.cluster import ClusterSpec, create_cluster
+
+    monkeypatch.setenv("FRUITS_S3_BUCKET", BUCKET)
+    monkeypatch.setenv("FRUITS_AWS_REGION", REGION)
+    sent = []
+    emr = aws.client("emr")
+    emr.meta.events.register("provide-client-params.emr.RunJobFlow", lambda params, **_: sent.append(params))
+    cluster_id = create_cluster(emr, aws.client("s3"), ClusterSpec.from_env(), poll_s=0.2, timeout_s=60)
+    [request] = sent
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert request["ManagedScalingPolicy"]["ComputeLimits"]["MaximumCapacityUnits"] == 20
+    spot = {f["InstanceFleetType"]: f["TargetSpotCapacity"] for f in request["Instances"]["InstanceFleets"]}
+    assert spot == {"MASTER": 0, "CORE": 0, "TASK": 2}
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["Status"]["State"] == "WAITING" and cluster["ReleaseLabel"] == request["ReleaseLabel"]
+    assert {t["Key"]: t["Value"] for t in cluster["Tags"]}["project"] == "fruits-assets"
+    emr.terminate_job_flows(JobFlowIds=[cluster_id])
 
 
 def test_definitions_validate_in_emr_deployment(tmp_path, aws):
@@ -185,7 +204,7 @@ def test_upload_and_featurize_through_the_emr_step_launcher(tmp_path, aws, emr_c
     assert any(s["Name"].endswith("image_features") for s in steps)
     # its events came back into this run: check results computed on the cluster, then its logs
     assert "Asset check 'counts_reconcile' on 'image_features' passed" in log
-    assert "featurized 20 images" in log or "featurized 23 images" in log
+    assert f"featurized {20 + len(bad)} images ({len(bad)} rejected)" in log
     assert "Spark Driver stdout" in log
     # images uploaded with labels intact; outputs published in S3
     s3 = aws.client("s3")
