@@ -151,6 +151,7 @@ def feature_model(context: AssetExecutionContext,
     return MaterializeResult(
         value=FeatureModelArtifact(model_bytes, provenance),
         metadata={
+            "dagster/row_count": 1,  # one model: the asset's only row
             "weights_source": built.weights_source,
             "weights_uri": built.weights_uri,
             "pretrained": built.pretrained,
@@ -298,6 +299,7 @@ def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features:
     return MaterializeResult(
         value=fit.model,
         metadata={
+            "dagster/row_count": sel.k,  # the model is a k x dim matrix of principal components
             "k": sel.k,
             "explained_variance": round(sel.explained_variance, 6),
             "target": sel.target,

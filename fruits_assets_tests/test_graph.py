@@ -54,10 +54,10 @@ def test_materializations_record_uri_and_row_count(graph_run):
     for asset in ALL_ASSETS:
         meta = materialization(result, asset)
         assert meta["dagster/uri"].value == store.require_current(asset).uri
-    counts = {a: materialization(result, a)["dagster/row_count"].value
-              for a in ("raw_images", "image_features", "image_rejects", "image_pca")}
-    assert counts == {"raw_images": 100 + len(bad), "image_features": 100, "image_rejects": len(bad),
-                      "image_pca": 100}
+    counts = {a: materialization(result, a)["dagster/row_count"].value for a in ALL_ASSETS}
+    k = materialization(result, "pca_model")["k"].value
+    assert counts == {"raw_images": 100 + len(bad), "feature_model": 1, "image_features": 100,
+                      "image_rejects": len(bad), "pca_model": k, "image_pca": 100}
 
 
 def test_outputs_on_disk(graph_run):
