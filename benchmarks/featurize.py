@@ -34,7 +34,26 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-# ------------------------------------------------------------ worker memory
+# ------------------------------------------------------------ worker memory and CPU
+PROCESS_GROUPS = {"jvm": (b"org.apache.spark",), "python_workers": (b"pyspark.daemon", b"pyspark.worker")}
+
+
+def spark_processes() -> Iterator[tuple[int, str]]:
+    """(pid, group) of this driver ("driver_python"), the Spark JVM and Spark's Python workers."""
+    me = os.getpid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == me:
+            yield me, "driver_python"
+            continue
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        group = next((g for g, marks in PROCESS_GROUPS.items() if any(m in cmd for m in marks)), None)
+        if group:
+            yield int(pid), group
+
+
 class WorkerRssMonitor:
     """Peak resident memory (VmHWM) of Spark's Python worker processes, polled from /proc."""
 
@@ -43,16 +62,7 @@ class WorkerRssMonitor:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _workers(self) -> Iterator[int]:
-        me = os.getpid()
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) == me:
-                continue
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"pyspark.daemon" in cmd or b"pyspark.worker" in cmd:
-                yield int(pid)
+        return (pid for pid, group in spark_processes() if group == "python_workers")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -82,21 +92,15 @@ class CpuAccount:
     """CPU seconds spent by the Spark JVM, Spark's Python workers and this (driver) process between
     enter and exit, from /proc: where the cores' time goes, not only the wall clock."""
 
-    GROUPS = {"jvm": (b"org.apache.spark",), "python_workers": (b"pyspark.daemon", b"pyspark.worker")}
-
     def _snapshot(self) -> dict[int, tuple[str, float]]:
         tick = os.sysconf("SC_CLK_TCK")
         out = {}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        for pid, group in spark_processes():
             try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            group = "driver_python" if int(pid) == os.getpid() else next(
-                (g for g, marks in self.GROUPS.items() if any(m in cmd for m in marks)), None)
-            if group:
-                out[int(pid)] = (group, (int(fields[11]) + int(fields[12])) / tick)
+            out[pid] = (group, (int(fields[11]) + int(fields[12])) / tick)  # utime + stime
         return out
 
     def __enter__(self):

@@ -32,6 +32,8 @@ from pyspark.sql import DataFrame
 from . import settings
 from .artifacts import FeatureModelArtifact
 from .featurize import (
+    FEATURE_COLUMNS,
+    REJECT_COLUMNS,
     FeaturizeOptions,
     featurize,
     partition_settings,
@@ -230,8 +232,8 @@ def image_features(
     sample = result.where(ok).select("features").limit(1000).toPandas()["features"]  # Arrow, not Row objects
     spread = float(np.stack(sample.to_numpy()).std(axis=0).mean()) if len(sample) > 1 else 0.0
 
-    features = result.where(ok).select("path", "label", "split", "features")
-    rejects = result.where(~ok).select("path", "label", "split", "bytes", "error")
+    features = result.where(ok).select(*FEATURE_COLUMNS)
+    rejects = result.where(~ok).select(*REJECT_COLUMNS)
     rejects_preview = rejects.limit(100).toPandas() if n_rejects else pd.DataFrame(columns=rejects.columns)
     checks_seconds = time.perf_counter() - started - seconds
     context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",

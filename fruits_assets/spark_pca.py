@@ -71,7 +71,6 @@ def fit_pca(features_df, target: float = 0.95, max_k: int = 512, standardize: bo
 def project(model, features_df):
     """Apply a fitted pipeline: ``path, label, split, pca float[k]``."""
     from pyspark.ml.functions import vector_to_array
-    from pyspark.sql import functions as F
 
     out = model.transform(as_vectors(features_df))
     return out.select("path", "label", "split",

@@ -2,6 +2,7 @@
 
 import io
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -15,6 +16,13 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 REPO = Path(__file__).resolve().parents[1]
 N_SAMPLE = 100
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def add_bad_files(root: Path) -> dict[str, str]:

@@ -1,6 +1,5 @@
 """A real dagster-webserver on 127.0.0.1: its GraphQL API lists the assets and runs a materialization."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,15 +9,9 @@ from pathlib import Path
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from fruits_assets_tests.conftest import REPO, run_env
+from fruits_assets_tests.conftest import REPO, free_port, run_env
 
 ASSET_NODES = "{ assetNodes { assetKey { path } groupName hasAssetChecks } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

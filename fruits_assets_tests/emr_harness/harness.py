@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,14 +21,10 @@ from pathlib import Path
 
 import boto3
 
+from fruits_assets_tests.conftest import free_port
+
 HERE = Path(__file__).resolve().parent
 ACCOUNT = "123456789012"  # moto's default account
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def aws_env(endpoint: str, region: str) -> dict[str, str]:
