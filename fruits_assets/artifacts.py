@@ -15,3 +15,12 @@ class FeatureModelArtifact:
     @property
     def pretrained(self) -> bool:
         return bool(self.provenance.get("pretrained"))
+
+
+@dataclass(frozen=True)
+class StagedParquet:
+    """Parquet parts that Spark tasks wrote themselves under ``uri`` (a staging folder); the IO
+    manager moves them into the asset's new version and publishes it."""
+
+    uri: str
+    columns: tuple[tuple[str, str], ...] = ()  # (name, type) for the column schema metadata

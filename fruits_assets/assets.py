@@ -30,19 +30,19 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from . import settings
-from .artifacts import FeatureModelArtifact
+from .artifacts import FeatureModelArtifact, StagedParquet
 from .featurize import (
-    FEATURE_COLUMNS,
+    FEATURES_SCHEMA,
     REJECT_COLUMNS,
     FeaturizeOptions,
+    Location,
     featurize,
-    partition_settings,
-    read_images,
+    sample_features,
     spark_path_root,
-    with_empty_files,
+    written_counts,
 )
 from .plots import explained_variance_png, markdown_image, scatter_png
-from .resources import FruitsSpark, ImageStore
+from .resources import FruitsSpark, ImageStore, StagingArea
 from .spark_pca import components, fit_pca, project
 
 GROUP = "fruits"
@@ -187,7 +187,7 @@ FEATURE_CHECKS = ["counts_reconcile", "feature_dims", "features_finite", "featur
             group_name=GROUP, kinds={"spark", "parquet"},
             description="One row per readable image: path, label, split, features float[1280]."),
         "image_rejects": AssetOut(
-            group_name=GROUP, kinds={"spark", "parquet"},
+            group_name=GROUP, kinds={"pandas", "parquet"},
             description="Images that could not be featurized, with the reason (never a zero vector)."),
     },
     check_specs=[AssetCheckSpec(name, asset="image_features", blocking=True) for name in FEATURE_CHECKS],
@@ -198,51 +198,44 @@ def image_features(
     raw_images: pd.DataFrame,
     feature_model: FeatureModelArtifact,
     images: ImageStore,
+    staging: StagingArea,
     pyspark: FruitsSpark,
     pyspark_step_launcher: ResourceParam[Any],
 ):
-    """MobileNetV2 features for every image with Spark binaryFile + an iterator pandas UDF on LiteRT."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    spark = pyspark.spark_session
+    """MobileNetV2 features for every inventory image: Spark tasks read, decode, run LiteRT and
+    write parquet parts; the counts and checks come from one summary row per image."""
     dim = int(feature_model.provenance.get("feature_dim", 1280))
-    for key, value in partition_settings(len(raw_images), int(raw_images["bytes"].sum()),
-                                         pyspark.parallelism()).items():
-        spark.conf.set(key, value)
     options = FeaturizeOptions(config.batch_size, config.arrow_batch_rows, config.interpreter_threads)
-    root = images.spark_root()
+    staged = staging.new_dir("image_features", context.run_id)
     started = time.perf_counter()
-    result = featurize(spark, read_images(spark, root), spark_path_root(root), feature_model.model_bytes, options)
-    result = with_empty_files(spark, result, raw_images)
-    result = result.persist(StorageLevel.MEMORY_AND_DISK)
-    ok = F.col("error").isNull()
-    # One pass over the cached result gives every count the checks and metadata need.
-    by_split = result.groupBy("split").agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(ok, 1).otherwise(0)).alias("features"),
-        F.sum(F.when(ok & (F.size("features") != dim), 1).otherwise(0)).alias("bad_dims"),
-        F.sum(F.when(ok & ~F.col("finite"), 1).otherwise(0)).alias("non_finite"),
-    ).collect()
-    stats = {key: sum(int(r[key] or 0) for r in by_split) for key in ("rows", "features", "bad_dims", "non_finite")}
-    per_split = {r["split"] or "?": int(r["features"] or 0) for r in by_split}
+    try:
+        summary = featurize(pyspark.spark_session, raw_images, spark_path_root(images.spark_root()), staged,
+                            feature_model.model_bytes, options, Location(images.endpoint_url, images.region),
+                            staging.location())
+    except BaseException:
+        staging.discard(staged)
+        raise
     seconds = time.perf_counter() - started
-    n_rows, n_ok = stats["rows"], stats["features"]
+    ok = summary["error"].isna()
+    n_rows, n_ok = len(summary), int(ok.sum())
     n_rejects = n_rows - n_ok
-    sample = result.where(ok).select("features").limit(1000).toPandas()["features"]  # Arrow, not Row objects
-    spread = float(np.stack(sample.to_numpy()).std(axis=0).mean()) if len(sample) > 1 else 0.0
-
-    features = result.where(ok).select(*FEATURE_COLUMNS)
-    rejects = result.where(~ok).select(*REJECT_COLUMNS)
-    rejects_preview = rejects.limit(100).toPandas() if n_rejects else pd.DataFrame(columns=rejects.columns)
+    per_split = {str(k): int(v) for k, v in summary.loc[ok, "split"].value_counts().items()}
+    non_finite = int((~summary.loc[ok, "finite"].astype(bool)).sum())
+    # What was written, from the parquet footers: rows and values must match the summary.
+    written_rows, written_values = written_counts(staged, staging.location())
+    bad_dims = int((summary.loc[ok, "dims"] != dim).sum())
+    sample = sample_features(staged, 1000, staging.location())
+    spread = float(sample.std(axis=0).mean()) if len(sample) > 1 else 0.0
+    rejects = (summary.loc[~ok, list(REJECT_COLUMNS)].sort_values("path", ignore_index=True)
+               .astype({"path": "string", "label": "string", "split": "string", "bytes": "int64", "error": "string"}))
     checks_seconds = time.perf_counter() - started - seconds
     context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",
                      n_rows, n_rejects, seconds, n_rows / max(seconds, 1e-9))
     yield MaterializeResult(
         asset_key="image_features",
-        value=features,
+        value=StagedParquet(staged, tuple((f.name, str(f.type)) for f in FEATURES_SCHEMA)),
         metadata={
-            "dagster/row_count": n_ok,
+            "dagster/row_count": written_rows,
             "feature_dim": dim,
             "per_split": per_split,
             "rejected": n_rejects,
@@ -255,13 +248,15 @@ def image_features(
         },
         check_results=[
             AssetCheckResult(
-                check_name="counts_reconcile", passed=n_rows == len(raw_images),
-                description="features + rejects = images in the inventory",
-                metadata={"features": n_ok, "rejects": n_rejects, "inventory": len(raw_images)}),
-            AssetCheckResult(check_name="feature_dims", passed=stats["bad_dims"] == 0,
-                             metadata={"expected": dim, "rows_with_other_dims": stats["bad_dims"]}),
-            AssetCheckResult(check_name="features_finite", passed=stats["non_finite"] == 0,
-                             metadata={"rows_with_nan_or_inf": stats["non_finite"]}),
+                check_name="counts_reconcile", passed=n_rows == len(raw_images) and written_rows == n_ok,
+                description="features + rejects = images in the inventory; parquet rows = features",
+                metadata={"features": n_ok, "rejects": n_rejects, "inventory": len(raw_images),
+                          "parquet_rows": written_rows}),
+            AssetCheckResult(check_name="feature_dims", passed=bad_dims == 0 and written_values == written_rows * dim,
+                             metadata={"expected": dim, "rows_with_other_dims": bad_dims,
+                                       "parquet_values": written_values}),
+            AssetCheckResult(check_name="features_finite", passed=non_finite == 0,
+                             metadata={"rows_with_nan_or_inf": non_finite}),
             AssetCheckResult(check_name="features_not_constant", passed=spread > MIN_FEATURE_SPREAD,
                              metadata={"mean_std_across_images": spread, "sampled": len(sample),
                                        "threshold": MIN_FEATURE_SPREAD}),
@@ -272,7 +267,7 @@ def image_features(
         value=rejects,
         metadata={
             "dagster/row_count": n_rejects,
-            "reasons": _md_table(rejects_preview[["path", "error"]]) if n_rejects else MetadataValue.md("_none_"),
+            "reasons": _md_table(rejects[["path", "error"]]) if n_rejects else MetadataValue.md("_none_"),
         },
     )
 

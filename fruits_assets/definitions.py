@@ -8,7 +8,7 @@ from dagster import Definitions, ResourceDefinition, in_process_executor, load_a
 
 from . import assets, settings
 from .io_manager import VersionedIOManager
-from .resources import FruitsSpark, ImageStore
+from .resources import FruitsSpark, ImageStore, StagingArea
 
 LOCAL_SPARK_CONFIG = {
     "spark.master": settings.spark_master(),
@@ -29,11 +29,13 @@ def local_resources(data_root: str | None = None, images_dir: str | None = None,
                     spark_config: dict | None = None) -> dict:
     """Embedded default: local Spark, outputs under FRUITS_DATA_ROOT, images in FRUITS_IMAGES_DIR."""
     spark = FruitsSpark(spark_config=spark_config or LOCAL_SPARK_CONFIG)
+    root = data_root or settings.data_root()
     return {
         "pyspark": spark,
         "pyspark_step_launcher": ResourceDefinition.none_resource(description="local: steps run in-process"),
         "images": ImageStore(uri=images_dir or settings.images_dir()),
-        "io_manager": VersionedIOManager(root=data_root or settings.data_root(), pyspark=spark),
+        "staging": StagingArea(uri=os.path.join(root, "_staging")),
+        "io_manager": VersionedIOManager(root=root, pyspark=spark),
     }
 
 

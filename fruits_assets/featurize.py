@@ -1,23 +1,35 @@
-"""Spark side of featurization: read image files, run LiteRT in an iterator pandas UDF.
+"""Spark side of featurization: each task reads its images, runs LiteRT and writes its own
+parquet part; Spark only schedules the tasks and collects one small summary row per image.
 
-The UDF body imports only NumPy, Pillow and LiteRT, so executors never load TensorFlow.
+Feature vectors never cross into the JVM: converting 1,280 floats per row to Spark rows, caching
+them and writing them again through parquet-mr cost as much CPU as decoding (benchmarks/,
+README "Performance"). The task body imports only NumPy, Pillow, pyarrow and LiteRT, so
+executors never load TensorFlow.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .decode import RejectedImage, load_rgb
-from .layout import IMAGE_PATH_REGEX, parse_image_path, relative_image_path
+from .layout import parse_image_path, relative_image_path
 from .litert_runtime import cached_extractor, model_digest
 
-RESULT_SCHEMA = "label string, split string, features array<float>, error string, finite boolean"
-FEATURE_COLUMNS = ("path", "label", "split", "features")
 REJECT_COLUMNS = ("path", "label", "split", "bytes", "error")
+# One row per inventory image, collected to the driver: every count and check comes from it.
+SUMMARY_DDL = "path string, label string, split string, bytes long, error string, finite boolean, dims int"
+SUMMARY_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+                            ("bytes", pa.int64()), ("error", pa.string()), ("finite", pa.bool_()),
+                            ("dims", pa.int32())])
+FEATURES_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+                             ("features", pa.list_(pa.field("element", pa.float32())))])
+PART_NAME = "part-{:05d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -25,117 +37,239 @@ class FeaturizeOptions:
     """How featurization runs; defaults are tuned for small JPEGs (see benchmarks/)."""
 
     batch_size: int = 1           # inference batch: 1 is fastest per core here (benchmarks/)
-    arrow_batch_rows: int = 256   # rows per Arrow batch handed to the UDF (bounds worker memory)
+    arrow_batch_rows: int = 256   # inventory rows per Arrow batch handed to a task (bounds memory)
     interpreter_threads: int = 1  # per Spark task slot: slots x threads = cores
     max_pixels: int = 50_000_000
+    read_threads: int = 16        # concurrent GETs per task for s3:// images (latency-bound)
+    row_group_rows: int = 2048    # ~10 MB of features per parquet row group
 
 
-def partition_settings(n_images: int, total_bytes: int, parallelism: int) -> dict[str, str]:
-    """File-split settings giving about one partition per task slot for small data sets, more
-    waves (at most 4, tasks of >= ~2,000 images) for large ones, instead of Spark's default
-    4 MB "open cost" that turns 4,000 small JPEGs into 125 tiny tasks."""
-    avg = max(1, total_bytes // max(1, n_images))
+@dataclass(frozen=True)
+class Location:
+    """Where a task reads and writes: a local path (``file:`` prefix allowed) or s3://; the
+    endpoint and region are passed explicitly so workers need no environment."""
+
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+
+    def filesystem(self, uri: str):
+        from .storage import filesystem
+
+        if uri.startswith("file:"):
+            uri = uri[len("file:"):]
+        return filesystem(uri, self.endpoint_url, self.region)
+
+
+def partition_count(n_images: int, parallelism: int) -> int:
+    """About one task per slot for small data sets; more waves (at most 4, tasks of >= ~2,000
+    images) for large ones, so a slow task does not hold the whole stage."""
     waves = max(1, min(4, n_images // max(1, parallelism * 2000)))
-    return {
-        "spark.sql.files.openCostInBytes": str(avg),
-        "spark.sql.files.minPartitionNum": str(max(1, parallelism * waves)),
-        "spark.sql.files.maxPartitionBytes": str(max(total_bytes // max(1, parallelism * waves) + avg, 1 << 20)),
-    }
+    return max(1, min(n_images, parallelism * waves))
 
 
 def spark_path_root(root: str) -> str:
-    """How binaryFile spells paths under ``root``: local folders become ``file:/abs/dir``."""
+    """How the inventory (and Spark) spell paths under ``root``: local folders become ``file:/abs/dir``."""
     return root.rstrip("/") if "://" in root else "file:" + root.rstrip("/")
 
 
-def read_images(spark, root: str):
-    """binaryFile over ``root`` (recursive), keeping .jpg/.jpeg/.png in any case."""
-    from pyspark.sql import functions as F
+def image_reader(location: Location, threads: int) -> Callable[[list[str]], list]:
+    """``read(paths) -> [bytes | OSError]`` in order: local files in turn, S3 objects concurrently
+    (small GETs are latency-bound; binaryFile on EMRFS would fetch them one by one per task)."""
+    state: dict = {}
 
-    df = (spark.read.format("binaryFile")
-          .option("recursiveFileLookup", "true")
-          .load(root))
-    return df.where(F.col("path").rlike(IMAGE_PATH_REGEX)).select("path", "length", "content")
+    def get(path: str):
+        try:
+            if "://" not in path:
+                with open(path[len("file:"):] if path.startswith("file:") else path, "rb") as fh:
+                    return fh.read()
+            if "fs" not in state:
+                state["fs"] = location.filesystem(path)[0]
+            with state["fs"].open_input_stream(path.split("://", 1)[1]) as stream:
+                return stream.read()
+        except OSError as exc:
+            return exc
+
+    def read(paths: list[str]) -> list:
+        if not any("://" in p for p in paths):
+            return [get(p) for p in paths]
+        if "pool" not in state:
+            state["pool"] = ThreadPoolExecutor(max_workers=threads)
+        return list(state["pool"].map(get, paths))
+
+    return read
 
 
-def featurize_batches(batches: Iterator[tuple[pd.Series, pd.Series]], root: str, model_bytes: bytes,
-                      digest: str, options: FeaturizeOptions) -> Iterator[pd.DataFrame]:
-    """Body of the pandas UDF: (path, content) batches -> (label, split, features, error)."""
-    extractor = cached_extractor(model_bytes, options.batch_size, options.interpreter_threads, digest)
-    buffer = extractor.input_buffer()
-    size = extractor.input_shape[0]
-    for paths, contents in batches:
-        n = len(paths)
-        labels: list[str | None] = [None] * n
-        splits: list[str | None] = [None] * n
-        errors: list[str | None] = [None] * n
-        features: list[np.ndarray | None] = [None] * n
-        finite: list[bool | None] = [None] * n
-        pending: list[int] = []
+class PartWriter:
+    """The parquet part of one task: row groups built from flat float32 buffers (no per-row
+    Python objects for the vectors, no dictionary pages for values that never repeat)."""
 
-        def flush() -> None:
-            out = extractor.run_buffer(len(pending))
-            # Checked here, vectorized, for the features_finite check: a Spark higher-order
-            # function over every element costs more JVM time than the rest of the aggregation.
-            all_finite = np.isfinite(out).all(axis=1)
-            for j, row in enumerate(pending):
-                features[row] = out[j]
-                finite[row] = bool(all_finite[j])
-            pending.clear()
+    def __init__(self, uri: str, location: Location, row_group_rows: int):
+        import pyarrow.parquet as pq
 
-        for i, (path, content) in enumerate(zip(paths, contents)):
-            try:
-                splits[i], labels[i] = parse_image_path(relative_image_path(path, root))
-            except ValueError as exc:
-                errors[i] = str(exc)
-                continue
-            try:
-                pixels = load_rgb(content, size, options.max_pixels)
-            except RejectedImage as exc:
-                errors[i] = str(exc)
-                continue
-            except Exception as exc:  # a decoder bug must not kill the batch: record it
-                errors[i] = f"decoder error: {type(exc).__name__}: {exc}"
-                continue
-            buffer[len(pending)] = pixels  # the model scales uint8 pixels to [-1, 1] itself
-            pending.append(i)
-            if len(pending) == extractor.batch_size:
-                flush()
-        if pending:
+        fs, path = location.filesystem(uri)
+        if "://" not in uri:
+            fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        self._stream = fs.open_output_stream(path)
+        self._writer = pq.ParquetWriter(self._stream, FEATURES_SCHEMA, compression="snappy",
+                                        use_dictionary=["path", "label", "split"])
+        self._row_group_rows = row_group_rows
+        self._pending: list[tuple[list, list, list, np.ndarray]] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def add(self, paths: list, labels: list, splits: list, features: np.ndarray) -> None:
+        if len(paths):
+            self._pending.append((paths, labels, splits, features))
+            self._pending_rows += len(paths)
+        if self._pending_rows >= self._row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        matrix = np.concatenate([p[3] for p in self._pending])
+        n, dim = matrix.shape
+        offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
+        columns = [pa.array([v for p in self._pending for v in p[k]], pa.string()) for k in range(3)]
+        table = pa.Table.from_arrays(
+            [*columns, pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))], schema=FEATURES_SCHEMA)
+        self._writer.write_table(table, row_group_size=max(n, 1))
+        self.rows += n
+        self._pending, self._pending_rows = [], 0
+
+    def close(self) -> int:
+        self._flush()
+        self._writer.close()
+        self._stream.close()
+        return self.rows
+
+
+def featurize_batch(paths: list[str], sizes: list[int], blobs: list, root: str, extractor,
+                    options: FeaturizeOptions, writer: PartWriter) -> pa.RecordBatch:
+    """Features of one batch of images into ``writer``; returns its summary rows (one per image:
+    label, split, bytes, error or None, finite, dims)."""
+    n = len(paths)
+    labels: list[str | None] = [None] * n
+    splits: list[str | None] = [None] * n
+    errors: list[str | None] = [None] * n
+    finite: list[bool | None] = [None] * n
+    features = np.empty((n, extractor.output_dim), dtype=np.float32)
+    buffer, size = extractor.input_buffer(), extractor.input_shape[0]
+    pending: list[int] = []
+
+    def flush() -> None:
+        features[pending] = extractor.run_buffer(len(pending))
+        pending.clear()
+
+    for i, (path, blob) in enumerate(zip(paths, blobs)):
+        try:
+            splits[i], labels[i] = parse_image_path(relative_image_path(path, root))
+        except ValueError as exc:
+            errors[i] = str(exc)
+            continue
+        if isinstance(blob, Exception):
+            errors[i] = f"unreadable: {type(blob).__name__}: {blob}"
+            continue
+        try:
+            buffer[len(pending)] = load_rgb(blob, size, options.max_pixels)  # model scales uint8 itself
+        except RejectedImage as exc:
+            errors[i] = str(exc)
+            continue
+        except Exception as exc:  # a decoder bug must not kill the task: record it
+            errors[i] = f"decoder error: {type(exc).__name__}: {exc}"
+            continue
+        pending.append(i)
+        if len(pending) == extractor.batch_size:
             flush()
-        yield pd.DataFrame({"label": labels, "split": splits, "features": features, "error": errors,
-                            "finite": finite})
+    if pending:
+        flush()
+    ok = [i for i in range(n) if errors[i] is None]
+    all_finite = np.isfinite(features[ok]).all(axis=1)  # for the features_finite check
+    for j, i in enumerate(ok):
+        finite[i] = bool(all_finite[j])
+    writer.add([paths[i] for i in ok], [labels[i] for i in ok], [splits[i] for i in ok], features[ok])
+    dims = [extractor.output_dim if e is None else None for e in errors]
+    return pa.RecordBatch.from_arrays(
+        [pa.array(paths, pa.string()), pa.array(labels, pa.string()), pa.array(splits, pa.string()),
+         pa.array(sizes, pa.int64()), pa.array(errors, pa.string()), pa.array(finite, pa.bool_()),
+         pa.array(dims, pa.int32())], schema=SUMMARY_SCHEMA)
 
 
-def with_empty_files(spark, featurized_df, inventory: pd.DataFrame):
-    """Add the inventory's zero-byte files as rejects: Spark's file splitter gives a 0-byte file
-    no split at all, so binaryFile silently never returns it."""
-    empty = inventory[inventory["bytes"] == 0]
-    if empty.empty:
-        return featurized_df
-    rows = [(p, lb, sp, None, 0, "empty file (0 bytes)", None) for p, lb, sp in
-            zip(empty["path"], empty["label"], empty["split"])]
-    return featurized_df.unionByName(spark.createDataFrame(rows, featurized_df.schema))
+def featurize_partition(batches: Iterator[pa.RecordBatch], part_uri: str, root: str, model_bytes: bytes,
+                        digest: str, options: FeaturizeOptions, images_at: Location,
+                        parts_at: Location) -> Iterator[pa.RecordBatch]:
+    """Body of a Spark task: inventory (path, bytes) batches in, summary batches out, features
+    written to ``part_uri`` (always written, empty or not, so the schema is there)."""
+    extractor = cached_extractor(model_bytes, options.batch_size, options.interpreter_threads, digest)
+    read = image_reader(images_at, options.read_threads)
+    writer = PartWriter(part_uri, parts_at, options.row_group_rows)
+    for batch in batches:
+        paths = batch.column("path").to_pylist()
+        yield featurize_batch(paths, batch.column("bytes").to_pylist(), read(paths), root, extractor,
+                              options, writer)
+    writer.close()
 
 
-def featurize(spark, images_df, root: str, model_bytes: bytes, options: FeaturizeOptions = FeaturizeOptions()):
-    """Add label, split, features (float[dim], null if rejected), error and finite (all features
-    finite) to ``images_df``.
+def featurize(spark, inventory: pd.DataFrame, root: str, out_uri: str, model_bytes: bytes,
+              options: FeaturizeOptions = FeaturizeOptions(), images_at: Location = Location(),
+              parts_at: Location = Location()) -> pd.DataFrame:
+    """Featurize every image of ``inventory`` (path, bytes): features parquet parts written under
+    ``out_uri`` (path, label, split, features float[dim]); returns the summary, one row per image
+    (path, label, split, bytes, error, finite, dims); a rejected image has its reason in ``error``.
 
-    ``root`` is the image store root in Spark's path form (``file:/abs/dir`` or ``s3://bucket/prefix``).
+    ``root`` is the image store root as the inventory spells paths (``file:/abs/dir`` or
+    ``s3://bucket/prefix``). A retried task rewrites the same part file.
     """
-    from pyspark.sql import functions as F
-    from pyspark.sql.functions import pandas_udf
-
+    parts = partition_count(len(inventory), spark.sparkContext.defaultParallelism)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(options.arrow_batch_rows))
     broadcast = spark.sparkContext.broadcast(model_bytes)
     digest = model_digest(model_bytes)
+    out_uri = out_uri.rstrip("/")
 
-    @pandas_udf(RESULT_SCHEMA)
-    def extract(batches: Iterator[tuple[pd.Series, pd.Series]]) -> Iterator[pd.DataFrame]:
-        yield from featurize_batches(batches, root, broadcast.value, digest, options)
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
 
-    result = images_df.select("path", "length", extract("path", "content").alias("r"))
-    return result.select("path", "r.label", "r.split", "r.features",
-                         F.col("length").alias("bytes"), "r.error", "r.finite")
+        part_uri = f"{out_uri}/{PART_NAME.format(TaskContext.get().partitionId())}"
+        yield from featurize_partition(batches, part_uri, root, broadcast.value, digest, options, images_at,
+                                       parts_at)
 
+    rows = spark.createDataFrame(inventory[["path", "bytes"]].astype({"bytes": "int64"})).repartition(parts)
+    return rows.mapInArrow(run, SUMMARY_DDL).toPandas()
+
+
+def _parts(uri: str, location: Location):
+    import pyarrow.fs as pafs
+
+    fs, path = location.filesystem(uri)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
+    return fs, sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
+
+
+def written_counts(uri: str, location: Location = Location()) -> tuple[int, int]:
+    """(rows, feature values) actually in the parquet parts under ``uri``, from their footers."""
+    import pyarrow.parquet as pq
+
+    fs, parts = _parts(uri, location)
+    rows = values = 0
+    column = FEATURES_SCHEMA.get_field_index("features")
+    for part in parts:
+        with fs.open_input_file(part) as fh:
+            meta = pq.ParquetFile(fh).metadata
+        rows += meta.num_rows
+        values += sum(meta.row_group(g).column(column).num_values for g in range(meta.num_row_groups))
+    return rows, values
+
+
+def sample_features(uri: str, limit: int, location: Location = Location()) -> np.ndarray:
+    """Up to ``limit`` feature vectors, spread over the parts, as a float32 matrix."""
+    import pyarrow.parquet as pq
+
+    fs, parts = _parts(uri, location)
+    chunks, per_part = [], max(1, limit // max(1, len(parts)))
+    for part in parts:
+        with fs.open_input_file(part) as fh:
+            pf = pq.ParquetFile(fh)
+            if pf.metadata.num_rows:
+                column = pf.read_row_group(0, columns=["features"]).column(0).slice(0, per_part)
+                chunks.append(np.stack(column.to_numpy(zero_copy_only=False)))
+    return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, TableColumn, TableSchema
 
-from .artifacts import FeatureModelArtifact
+from .artifacts import FeatureModelArtifact, StagedParquet
 from .resources import FruitsSpark
 from .storage import VersionedStore, join
 
@@ -57,6 +57,11 @@ class VersionedIOManager(ConfigurableIOManager):
             kind = "spark_parquet"
             metadata["dagster/column_schema"] = TableSchema(
                 columns=[TableColumn(f.name, f.dataType.simpleString()) for f in obj.schema.fields])
+        elif isinstance(obj, StagedParquet):
+            store.adopt(obj.uri, uri)
+            kind = "spark_parquet"
+            metadata["dagster/column_schema"] = TableSchema(
+                columns=[TableColumn(name, typ) for name, typ in obj.columns])
         elif isinstance(obj, pd.DataFrame):
             import pyarrow as pa
             import pyarrow.parquet as pq

@@ -11,7 +11,7 @@ from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 
 from .layout import is_image_name, parse_image_path, relative_image_path
-from .storage import filesystem, is_s3
+from .storage import filesystem, is_s3, join
 
 INVENTORY_COLUMNS = ["path", "label", "split", "bytes"]
 
@@ -80,3 +80,32 @@ class ImageStore(ConfigurableResource):
                 split, label = None, None  # featurization records it as a reject with the reason
             rows.append((path, label, split, int(info.size)))
         return pd.DataFrame(rows, columns=INVENTORY_COLUMNS).sort_values("path", ignore_index=True)
+
+
+class StagingArea(ConfigurableResource):
+    """Scratch space for outputs that Spark tasks write themselves (a local folder or
+    ``s3://bucket/prefix``); the IO manager moves them into place. On EMR it sits under the
+    staging prefix whose lifecycle rule expires what a crashed run leaves behind."""
+
+    uri: str
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+
+    def new_dir(self, name: str, run_id: str) -> str:
+        """A fresh folder URI for one output of one run (nothing is created yet)."""
+        import uuid
+
+        return join(self.uri, f"{name}-{run_id[:8]}-{uuid.uuid4().hex[:6]}")
+
+    def location(self):
+        from .featurize import Location
+
+        return Location(self.endpoint_url, self.region)
+
+    def discard(self, uri: str) -> None:
+        """Delete a staged folder (after a failed run); missing is fine."""
+        fs, path = filesystem(uri, self.endpoint_url, self.region)
+        try:
+            fs.delete_dir(path)
+        except (FileNotFoundError, OSError):
+            pass

@@ -79,6 +79,20 @@ class VersionedStore:
         with fs.open_input_stream(path) as inp:
             return inp.read()
 
+    def adopt(self, staged_uri: str, uri: str) -> None:
+        """Move a staged folder's files to ``uri`` (a new version folder): a rename on a local
+        disk, server-side copies then a delete on S3."""
+        fs, src = self.fs(staged_uri)
+        _, dst = self.fs(uri)
+        if not is_s3(uri):
+            fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+            fs.move(src, dst)
+            return
+        files = [i for i in fs.get_file_info(pafs.FileSelector(src, recursive=True)) if i.type == pafs.FileType.File]
+        for info in files:
+            fs.copy_file(info.path, dst + info.path[len(src):])
+        fs.delete_dir(src)
+
     def publish(self, asset: str, version: str, info: dict | None = None) -> Published:
         """Point readers of ``asset`` at ``version``; the write of one small object is atomic."""
         uri = self.version_uri(asset, version)

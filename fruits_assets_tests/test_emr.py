@@ -1,11 +1,13 @@
 """The emr deployment without AWS: moto's server on 127.0.0.1 for S3 and EMR, a harness playing the
 cluster (see emr_harness/harness.py), the real CLI and the real emr_pyspark_step_launcher."""
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from fruits_assets import sample_data
@@ -217,6 +219,13 @@ def test_upload_and_featurize_through_the_emr_step_launcher(tmp_path, aws, emr_c
     parts = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
              if o["Key"].endswith(".parquet")]
     assert parts, pointer
+    rows = sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows
+               for k in parts)
+    assert rows == 20
+    # the tasks' staged parts were moved into the version, nothing left behind (but the empty
+    # "directory" marker pyarrow keeps for the parent)
+    left = s3.list_objects_v2(Bucket=BUCKET, Prefix="emr_staging/outputs/").get("Contents", [])
+    assert [o["Key"] for o in left if o["Size"]] == []
 
     # a second upload skips what is already there
     again = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", "raw_images"],

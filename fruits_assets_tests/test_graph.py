@@ -67,6 +67,7 @@ def test_outputs_on_disk(graph_run):
     assert list(features.columns) == ["path", "label", "split", "features"]
     assert {len(f) for f in features["features"]} == {1280}
     assert "Apple Braeburn" in set(features["label"]) and "Clémentine" in set(features["label"])
+    assert not any((data / "_staging").iterdir())  # the tasks' parts were moved into the version
 
     rejects = pd.read_parquet(store.require_current("image_rejects").uri)
     assert sorted(p.rsplit("/", 1)[1] for p in rejects["path"]) == sorted(r.rsplit("/", 1)[1] for r in bad)

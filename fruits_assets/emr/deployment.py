@@ -11,7 +11,7 @@ from dagster_aws.s3 import S3Resource
 
 from .. import settings
 from ..io_manager import VersionedIOManager
-from ..resources import FruitsSpark, ImageStore
+from ..resources import FruitsSpark, ImageStore, StagingArea
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -57,6 +57,9 @@ def emr_resources() -> dict:
             "spark_config": {"spark": {"sql": {"execution": {"arrow": {"maxRecordsPerBatch": 256}}}}},
         }),
         "images": ImageStore(uri=s.raw_uri, endpoint_url=endpoint, region=s.region, source_dir=s.images_dir),
+        # Under the staging prefix: `fruits-assets s3 init`'s lifecycle rule expires leftovers.
+        "staging": StagingArea(uri=f"s3://{s.bucket}/{s.staging_prefix}/outputs", endpoint_url=endpoint,
+                               region=s.region),
         "io_manager": VersionedIOManager(root=s.assets_uri, pyspark=spark, endpoint_url=endpoint, region=s.region),
         "s3": S3Resource(region_name=s.region, endpoint_url=endpoint),
     }
