@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -72,31 +72,36 @@ def spark_path_root(root: str) -> str:
     return root.rstrip("/") if "://" in root else "file:" + root.rstrip("/")
 
 
-def image_reader(location: Location, threads: int) -> Callable[[list[str]], list]:
-    """``read(paths) -> [bytes | OSError]`` in order: local files in turn, S3 objects concurrently
-    (small GETs are latency-bound; binaryFile on EMRFS would fetch them one by one per task)."""
-    state: dict = {}
+class ImageReader:
+    """``reader(paths) -> [bytes | OSError]`` in order: local files in turn, S3 objects
+    concurrently (small GETs are latency-bound; binaryFile on EMRFS fetches them one by one)."""
 
-    def get(path: str):
+    def __init__(self, location: Location, threads: int):
+        self._location, self._threads = location, threads
+        self._fs = self._pool = None
+
+    def _get(self, path: str):
         try:
             if "://" not in path:
                 with open(path[len("file:"):] if path.startswith("file:") else path, "rb") as fh:
                     return fh.read()
-            if "fs" not in state:
-                state["fs"] = location.filesystem(path)[0]
-            with state["fs"].open_input_stream(path.split("://", 1)[1]) as stream:
+            with self._fs.open_input_stream(path.split("://", 1)[1]) as stream:
                 return stream.read()
         except OSError as exc:
             return exc
 
-    def read(paths: list[str]) -> list:
-        if not any("://" in p for p in paths):
-            return [get(p) for p in paths]
-        if "pool" not in state:
-            state["pool"] = ThreadPoolExecutor(max_workers=threads)
-        return list(state["pool"].map(get, paths))
+    def __call__(self, paths: list[str]) -> list:
+        remote = [p for p in paths if "://" in p]
+        if not remote:
+            return [self._get(p) for p in paths]
+        if self._pool is None:
+            self._fs = self._location.filesystem(remote[0])[0]
+            self._pool = ThreadPoolExecutor(max_workers=self._threads)
+        return list(self._pool.map(self._get, paths))
 
-    return read
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 class PartWriter:
@@ -201,12 +206,15 @@ def featurize_partition(batches: Iterator[pa.RecordBatch], part_uri: str, root: 
     """Body of a Spark task: inventory (path, bytes) batches in, summary batches out, features
     written to ``part_uri`` (always written, empty or not, so the schema is there)."""
     extractor = cached_extractor(model_bytes, options.batch_size, options.interpreter_threads, digest)
-    read = image_reader(images_at, options.read_threads)
+    read = ImageReader(images_at, options.read_threads)
     writer = PartWriter(part_uri, parts_at, options.row_group_rows)
-    for batch in batches:
-        paths = batch.column("path").to_pylist()
-        yield featurize_batch(paths, batch.column("bytes").to_pylist(), read(paths), root, extractor,
-                              options, writer)
+    try:
+        for batch in batches:
+            paths = batch.column("path").to_pylist()
+            yield featurize_batch(paths, batch.column("bytes").to_pylist(), read(paths), root, extractor,
+                                  options, writer)
+    finally:
+        read.close()
     writer.close()
 
 
@@ -270,6 +278,7 @@ def sample_features(uri: str, limit: int, location: Location = Location()) -> np
         with fs.open_input_file(part) as fh:
             pf = pq.ParquetFile(fh)
             if pf.metadata.num_rows:
-                column = pf.read_row_group(0, columns=["features"]).column(0).slice(0, per_part)
-                chunks.append(np.stack(column.to_numpy(zero_copy_only=False)))
+                column = pf.read_row_group(0, columns=["features"]).column(0).slice(0, per_part).combine_chunks()
+                flat = column.flatten().to_numpy()  # one buffer, no per-row arrays
+                chunks.append(flat.reshape(len(column), len(flat) // len(column)))
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
