@@ -1,7 +1,7 @@
 """fruits-assets: image collections -> MobileNetV2 features -> PCA, as Dagster assets on PySpark.
 
 ``defs`` is built on first access (PEP 562): Spark's Python workers import this package to
-unpickle the featurization UDF and must not pay for importing Dagster, pandas-on-Spark or TF.
+unpickle the featurization task and must not pay for importing Dagster, pandas-on-Spark or TF.
 """
 
 __all__ = ["defs"]

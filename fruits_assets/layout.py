@@ -7,8 +7,6 @@ from typing import NamedTuple
 from urllib.parse import unquote
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-# Spark's binaryFile pathGlobFilter is case-sensitive, so extensions are matched with this regex.
-IMAGE_PATH_REGEX = r"(?i)\.(jpe?g|png)$"
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 

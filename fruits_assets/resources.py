@@ -54,11 +54,11 @@ class ImageStore(ConfigurableResource):
         return sync_images(self.s3_client(), self.source_dir, bucket, prefix)
 
     def spark_root(self) -> str:
-        """The root as Spark's binaryFile reads it."""
+        """The root: an absolute local folder or the s3:// URI."""
         return self.uri if is_s3(self.uri) else os.path.abspath(self.uri)
 
     def inventory(self) -> pd.DataFrame:
-        """Every image file: path (as Spark's binaryFile reports it), label, split, bytes."""
+        """Every image file: path (`file:/abs/...` or `s3://bucket/key`), label, split, bytes."""
         fs, base = filesystem(self.spark_root(), self.endpoint_url, self.region)
         import pyarrow.fs as pafs
 
