@@ -205,10 +205,10 @@ def featurize_partition(batches: Iterator[pa.RecordBatch], part_uri: str, root: 
                         parts_at: Location) -> Iterator[pa.RecordBatch]:
     """Body of a Spark task: inventory (path, bytes) batches in, summary batches out, features
     written to ``part_uri`` (always written, empty or not, so the schema is there)."""
-    extractor = cached_extractor(model_bytes, options.batch_size, options.interpreter_threads, digest)
+    writer = PartWriter(part_uri, parts_at, options.row_group_rows)  # an unwritable output fails first
     read = ImageReader(images_at, options.read_threads)
-    writer = PartWriter(part_uri, parts_at, options.row_group_rows)
     try:
+        extractor = cached_extractor(model_bytes, options.batch_size, options.interpreter_threads, digest)
         for batch in batches:
             paths = batch.column("path").to_pylist()
             yield featurize_batch(paths, batch.column("bytes").to_pylist(), read(paths), root, extractor,

@@ -1,5 +1,7 @@
 """The whole asset graph materialized in-process: real Spark, real LiteRT, every check evaluated."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, materialize
@@ -92,3 +94,22 @@ def test_random_weights_fail_the_pretrained_check_with_warn(tmp_path, sample_ima
     [check] = result.get_asset_check_evaluations()
     assert (check.check_name, check.passed, check.severity) == ("pretrained_weights", False, AssetCheckSeverity.WARN)
     assert materialization(result, "feature_model")["weights_source"].value == "random"
+
+
+def test_failed_featurization_publishes_nothing_and_leaves_no_parts(tmp_path, sample_images, seeded_weights):
+    """Tasks that fail (a corrupt model file) fail the run; their staged parts are deleted and no
+    image_features version is published."""
+    resources = local_resources(str(tmp_path), str(sample_images), SPARK)
+    setup = materialize(all_assets(), resources=resources,
+                        selection=[AssetKey("raw_images"), AssetKey("feature_model")],
+                        run_config={"ops": {"feature_model": {"config": {"weights": str(seeded_weights)}}}})
+    assert setup.success
+    store = VersionedStore(str(tmp_path))
+    model_file = Path(store.require_current("feature_model").uri) / "model.tflite"
+    model_file.write_bytes(b"not a flatbuffer" * 100)
+    result = materialize(all_assets(), resources=resources,
+                         selection=[AssetKey("image_features"), AssetKey("image_rejects")], raise_on_error=False)
+    assert not result.success
+    assert store.current("image_features") is None and store.current("image_rejects") is None
+    staging = tmp_path / "_staging"  # the tasks had opened their parts before loading the model
+    assert staging.is_dir() and list(staging.iterdir()) == []
