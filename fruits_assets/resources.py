@@ -29,9 +29,6 @@ class FruitsSpark(LazyPySparkResource):
             os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         super()._init_session()
 
-    def parallelism(self) -> int:
-        return int(self.spark_context.defaultParallelism)
-
 
 class ImageStore(ConfigurableResource):
     """The image collection: a local folder or ``s3://bucket/prefix``, laid out ``<split>/<label>/<file>``."""
