@@ -174,8 +174,9 @@ def feature_model(context: AssetExecutionContext,
 # ---------------------------------------------------------------- image_features
 class FeaturizeConfig(Config):
     batch_size: int = Field(default=1, description="images per LiteRT invocation")
-    arrow_batch_rows: int = Field(default=256, description="rows per Arrow batch sent to a Python worker")
+    arrow_batch_rows: int = Field(default=256, description="images per batch a task reads and featurizes")
     interpreter_threads: int = Field(default=1, description="LiteRT threads per Spark task slot")
+    read_threads: int = Field(default=16, description="concurrent S3 GETs per task (s3:// images only)")
 
 
 FEATURE_CHECKS = ["counts_reconcile", "feature_dims", "features_finite", "features_not_constant"]
@@ -205,7 +206,8 @@ def image_features(
     """MobileNetV2 features for every inventory image: Spark tasks read, decode, run LiteRT and
     write parquet parts; the counts and checks come from one summary row per image."""
     dim = int(feature_model.provenance.get("feature_dim", 1280))
-    options = FeaturizeOptions(config.batch_size, config.arrow_batch_rows, config.interpreter_threads)
+    options = FeaturizeOptions(batch_size=config.batch_size, arrow_batch_rows=config.arrow_batch_rows,
+                               interpreter_threads=config.interpreter_threads, read_threads=config.read_threads)
     staged = staging.new_dir("image_features", context.run_id)
     started = time.perf_counter()
     try:
