@@ -278,7 +278,8 @@ def sample_features(uri: str, limit: int, location: Location = Location()) -> np
         with fs.open_input_file(part) as fh:
             pf = pq.ParquetFile(fh)
             if pf.metadata.num_rows:
-                column = pf.read_row_group(0, columns=["features"]).column(0).slice(0, per_part).combine_chunks()
+                # The first batch only: reading the whole row group costs 3-20x more.
+                column = next(pf.iter_batches(batch_size=per_part, columns=["features"])).column(0)
                 flat = column.flatten().to_numpy()  # one buffer, no per-row arrays
                 chunks.append(flat.reshape(len(column), len(flat) // len(column)))
     return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
