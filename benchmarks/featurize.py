@@ -140,6 +140,18 @@ def spark_config(master: str) -> dict:
 
 
 # ------------------------------------------------------------ measurements
+def side_by_side(work, extractors, shares) -> float:
+    """Seconds for ``work(extractor, share)`` on every pair at once, one Python thread each
+    (LiteRT's invoke and Pillow's decode release the GIL)."""
+    workers = [threading.Thread(target=work, args=(e, x)) for e, x in zip(extractors, shares)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return time.perf_counter() - started
+
+
 def measure_raw(model_bytes: bytes, root: Path, threads: int, limit: int = 2000, repeats: int = 2) -> float:
     """LiteRT on pre-decoded, pre-resized images: the ceiling. Best of one interpreter with
     ``threads`` threads and ``threads`` single-thread interpreters side by side (what Spark's task
@@ -164,13 +176,7 @@ def measure_raw(model_bytes: bytes, root: Path, threads: int, limit: int = 2000,
             for e in extractors:
                 e(tensors[:64])
             shares = np.array_split(tensors, threads)
-            workers = [threading.Thread(target=e, args=(x,)) for e, x in zip(extractors, shares)]
-            started = time.perf_counter()
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-            rate = len(tensors) / (time.perf_counter() - started)
+            rate = len(tensors) / side_by_side(lambda e, x: e(x), extractors, shares)
             log(f"raw {threads} single-thread interpreters batch=1: {rate:.1f} img/s")
             best = max(best, rate)
     return best
@@ -198,13 +204,7 @@ def measure_decode_ceiling(model_bytes: bytes, root: Path, threads: int, limit: 
     best = 0.0
     for _ in range(repeats):
         shares = [blobs[i::threads] for i in range(threads)]
-        workers = [threading.Thread(target=decode_and_infer, args=(e, x)) for e, x in zip(extractors, shares)]
-        started = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        best = max(best, len(blobs) / (time.perf_counter() - started))
+        best = max(best, len(blobs) / side_by_side(decode_and_infer, extractors, shares))
     log(f"decode ceiling ({threads} single-thread interpreters, decode from memory + inference): {best:.1f} img/s")
     return best
 

@@ -35,11 +35,9 @@ from .featurize import (
     FEATURES_SCHEMA,
     REJECT_COLUMNS,
     FeaturizeOptions,
-    Location,
     featurize,
-    sample_features,
+    read_back,
     spark_path_root,
-    written_counts,
 )
 from .plots import explained_variance_png, markdown_image, scatter_png
 from .resources import FruitsSpark, ImageStore, StagingArea
@@ -212,8 +210,7 @@ def image_features(
     started = time.perf_counter()
     try:
         summary = featurize(pyspark.spark_session, raw_images, spark_path_root(images.spark_root()), staged,
-                            feature_model.model_bytes, options, Location(images.endpoint_url, images.region),
-                            staging.location())
+                            feature_model.model_bytes, options, images.location(), staging.location())
     except BaseException:
         staging.discard(staged)
         raise
@@ -224,9 +221,9 @@ def image_features(
     per_split = {str(k): int(v) for k, v in summary.loc[ok, "split"].value_counts().items()}
     non_finite = int((~summary.loc[ok, "finite"].astype(bool)).sum())
     # What was written, from the parquet footers: rows and values must match the summary.
-    written_rows, written_values = written_counts(staged, staging.location())
+    written = read_back(staged, 1000, staging.location())
+    written_rows, written_values, sample = written.rows, written.values, written.sample
     bad_dims = int((summary.loc[ok, "dims"] != dim).sum())
-    sample = sample_features(staged, 1000, staging.location())
     spread = float(sample.std(axis=0).mean()) if len(sample) > 1 else 0.0
     rejects = (summary.loc[~ok, list(REJECT_COLUMNS)].sort_values("path", ignore_index=True)
                .astype({"path": "string", "label": "string", "split": "string", "bytes": "int64", "error": "string"}))

@@ -245,41 +245,37 @@ def featurize(spark, inventory: pd.DataFrame, root: str, out_uri: str, model_byt
     return rows.mapInArrow(run, SUMMARY_DDL).toPandas()
 
 
-def _parts(uri: str, location: Location):
+@dataclass(frozen=True)
+class WrittenParts:
+    """What the parquet parts under a folder really hold: row and feature-value counts from
+    their footers, and a sample of feature vectors spread over the parts."""
+
+    rows: int
+    values: int
+    sample: np.ndarray
+
+
+def read_back(uri: str, sample_limit: int = 1000, location: Location = Location()) -> WrittenParts:
+    """Open each part under ``uri`` once: footer counts plus the first vectors of each part."""
     import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
 
     fs, path = location.filesystem(uri)
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
-    return fs, sorted(i.path for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
-
-
-def written_counts(uri: str, location: Location = Location()) -> tuple[int, int]:
-    """(rows, feature values) actually in the parquet parts under ``uri``, from their footers."""
-    import pyarrow.parquet as pq
-
-    fs, parts = _parts(uri, location)
-    rows = values = 0
+    parts = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
+                   if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
     column = FEATURES_SCHEMA.get_field_index("features")
-    for part in parts:
-        with fs.open_input_file(part) as fh:
-            meta = pq.ParquetFile(fh).metadata
-        rows += meta.num_rows
-        values += sum(meta.row_group(g).column(column).num_values for g in range(meta.num_row_groups))
-    return rows, values
-
-
-def sample_features(uri: str, limit: int, location: Location = Location()) -> np.ndarray:
-    """Up to ``limit`` feature vectors, spread over the parts, as a float32 matrix."""
-    import pyarrow.parquet as pq
-
-    fs, parts = _parts(uri, location)
-    chunks, per_part = [], max(1, limit // max(1, len(parts)))
+    rows = values = 0
+    chunks, per_part = [], max(1, sample_limit // max(1, len(parts)))
     for part in parts:
         with fs.open_input_file(part) as fh:
             pf = pq.ParquetFile(fh)
-            if pf.metadata.num_rows:
+            meta = pf.metadata
+            rows += meta.num_rows
+            values += sum(meta.row_group(g).column(column).num_values for g in range(meta.num_row_groups))
+            if meta.num_rows:
                 # The first batch only: reading the whole row group costs 3-20x more.
-                column = next(pf.iter_batches(batch_size=per_part, columns=["features"])).column(0)
-                flat = column.flatten().to_numpy()  # one buffer, no per-row arrays
-                chunks.append(flat.reshape(len(column), len(flat) // len(column)))
-    return np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
+                vectors = next(pf.iter_batches(batch_size=per_part, columns=["features"])).column(0)
+                flat = vectors.flatten().to_numpy()  # one buffer, no per-row arrays
+                chunks.append(flat.reshape(len(vectors), len(flat) // len(vectors)))
+    sample = np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
+    return WrittenParts(rows, values, sample)

@@ -50,6 +50,12 @@ class ImageStore(ConfigurableResource):
         bucket, _, prefix = self.uri[len("s3://"):].partition("/")
         return sync_images(self.s3_client(), self.source_dir, bucket, prefix)
 
+    def location(self):
+        """How Spark tasks reach the images (endpoint and region passed to them explicitly)."""
+        from .featurize import Location
+
+        return Location(self.endpoint_url, self.region)
+
     def spark_root(self) -> str:
         """The root: an absolute local folder or the s3:// URI."""
         return self.uri if is_s3(self.uri) else os.path.abspath(self.uri)
@@ -95,6 +101,7 @@ class StagingArea(ConfigurableResource):
         return join(self.uri, f"{name}-{run_id[:8]}-{uuid.uuid4().hex[:6]}")
 
     def location(self):
+        """How Spark tasks reach the staging area (endpoint and region passed explicitly)."""
         from .featurize import Location
 
         return Location(self.endpoint_url, self.region)
@@ -104,5 +111,5 @@ class StagingArea(ConfigurableResource):
         fs, path = filesystem(uri, self.endpoint_url, self.region)
         try:
             fs.delete_dir(path)
-        except (FileNotFoundError, OSError):
+        except OSError:  # includes FileNotFoundError: nothing was staged
             pass

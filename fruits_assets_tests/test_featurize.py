@@ -17,9 +17,8 @@ from fruits_assets.featurize import (
     featurize,
     featurize_partition,
     partition_count,
-    sample_features,
+    read_back,
     spark_path_root,
-    written_counts,
 )
 from fruits_assets.keras_model import build_model, to_tflite
 from fruits_assets.litert_runtime import model_digest
@@ -80,11 +79,12 @@ def test_parts_are_spark_readable_and_counted_from_footers(spark, featurized):
     df = spark.read.parquet(str(out))
     assert df.schema.simpleString() == "struct<path:string,label:string,split:string,features:array<float>>"
     assert df.count() == 100
-    assert written_counts(str(out)) == (100, 100 * 1280)
+    written = read_back(str(out), 30)
+    assert (written.rows, written.values) == (100, 100 * 1280)
     files = sorted(p.name for p in out.iterdir())
     assert files == [f"part-{i:05d}.parquet" for i in range(len(files))]
     assert pq.ParquetFile(out / files[0]).metadata.num_row_groups >= 1
-    sample = sample_features(str(out), 30)
+    sample = written.sample
     assert 0 < len(sample) <= 30 and sample.shape[1] == 1280
 
 
@@ -179,7 +179,8 @@ def test_reads_and_writes_s3(tmp_path, model_bytes, monkeypatch):
         summary = summary.to_pandas()
         assert summary["error"].isna().tolist() == [True, True, True, False]
         assert summary["error"].iloc[3].startswith("unreadable: FileNotFoundError")
-        assert written_counts("s3://imgs/staged", at) == (3, 3 * 1280)
+        written = read_back("s3://imgs/staged", location=at)
+        assert (written.rows, written.values) == (3, 3 * 1280) and written.sample.shape == (3, 1280)
         body = s3.get_object(Bucket="imgs", Key="staged/part-00003.parquet")["Body"].read()
         features = pq.read_table(io.BytesIO(body)).to_pandas()
         assert list(features["path"]) == paths[:3] and list(features["label"]) == ["Apple Braeburn", "Kiwi",
