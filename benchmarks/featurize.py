@@ -309,11 +309,13 @@ def measure_pipeline(n: int, master: str, weights: Path, options: dict | None = 
     stages["dagster_and_other_s"] = round(seconds - sum(stages.values()), 2)
     log("pipeline stages: " + " ".join(f"{k}={v}" for k, v in stages.items()))
     return {"img_s": n / seconds, "seconds": seconds, "startup_s": startup, "workers_startup_s": workers_startup,
+            "features_uri": meta["image_features"]["dagster/uri"],
             "warm_img_s": n / warm_seconds, "worker_peak_rss_mb": rss.peak_mb, "stages": stages, "spark": spark}
 
 
-def measure_keras_reference(spark, root: Path, weights: Path, n: int) -> float:
-    """The P8 recipe: Keras model rebuilt from broadcast weights per task, predict per Arrow batch."""
+def measure_keras_reference(spark, root: Path, weights: Path, n: int) -> tuple[float, Path]:
+    """The P8 recipe: Keras model rebuilt from broadcast weights per task, predict per Arrow batch.
+    Returns images/s and where its features were written."""
     import keras
 
     from fruits_assets.keras_model import build_model
@@ -344,7 +346,26 @@ def measure_keras_reference(spark, root: Path, weights: Path, n: int) -> float:
           .load(str(root)).repartition(20))
     df.select("path", element_at(split("path", "/"), -2).alias("label"),
               featurize_udf("content").alias("features")).write.parquet(str(out))
-    return n / (time.perf_counter() - started)
+    return n / (time.perf_counter() - started), out
+
+
+def feature_agreement(pipeline_uri: str, reference_dir: Path) -> tuple[int, float, float]:
+    """Per-image cosine between the pipeline's features and the Keras reference's, joined on path:
+    (images matched, min, mean). Both must compute the same features for the speeds to compare."""
+    import pyarrow.parquet as pq
+
+    def load(where: str) -> tuple[list[str], np.ndarray]:
+        table = pq.read_table(where.removeprefix("file:"), columns=["path", "features"])
+        flat = table.column("features").combine_chunks().flatten().to_numpy()
+        return table.column("path").to_pylist(), flat.reshape(table.num_rows, -1)
+
+    ours_paths, ours = load(pipeline_uri)
+    ref_paths, ref = load(str(reference_dir))
+    row = {p: i for i, p in enumerate(ref_paths)}
+    pairs = [(i, row[p]) for i, p in enumerate(ours_paths) if p in row]
+    a, b = ours[[i for i, _ in pairs]], ref[[j for _, j in pairs]]
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return len(pairs), float(cosine.min()), float(cosine.mean())
 
 
 def sub_run(args: list[str]) -> dict:
@@ -394,8 +415,12 @@ def main() -> None:
     raw = max(raw_before, measure_raw(model_bytes, root, threads=cores))  # the ceiling: best seen
     log(f"raw {raw:.1f} img/s")
     decode_ceiling = measure_decode_ceiling(model_bytes, root, threads=cores)
-    keras_ref = measure_keras_reference(pipeline["spark"], root, weights, args.images)
+    keras_ref, keras_out = measure_keras_reference(pipeline["spark"], root, weights, args.images)
     log(f"keras_reference {keras_ref:.1f} img/s")
+    matched, cos_min, cos_mean = feature_agreement(pipeline["features_uri"], keras_out)
+    if matched != args.images or cos_min < 0.9999:
+        log(f"!!! the pipeline's features differ from the Keras reference's: {matched} of {args.images} images "
+            f"matched, min cosine {cos_min:.6f} < 0.9999: the speeds do not compare like with like !!!")
     if args.scaling:
         one = sub_run(["--pipeline-only", "--images", str(args.images), "--master", "local[1]"])
         two = sub_run(["--pipeline-only", "--images", str(args.images), "--master", "local[2]"])
@@ -407,6 +432,8 @@ def main() -> None:
     print(f"ceiling images={args.images} raw_img_s={raw:.1f} decode_ceiling_img_s={decode_ceiling:.1f} "
           f"decode_ceiling_over_raw={decode_ceiling / raw:.2f} pipeline_over_decode_ceiling={a / decode_ceiling:.2f} "
           f"pipeline_warm_over_decode_ceiling={pipeline['warm_img_s'] / decode_ceiling:.2f}")
+    print(f"agreement images={args.images} matched={matched} pipeline_vs_keras_reference_cosine_min={cos_min:.6f} "
+          f"cosine_mean={cos_mean:.6f}")
     print(f"steady_state images={args.images} pipeline_warm_img_s={pipeline['warm_img_s']:.1f} "
           f"pipeline_warm_over_raw={pipeline['warm_img_s'] / raw:.2f} "
           f"pipeline_warm_over_keras={pipeline['warm_img_s'] / keras_ref:.2f}")

@@ -143,8 +143,8 @@ def feature_model(context: AssetExecutionContext,
         "model_sha256": model_digest(model_bytes),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "preprocessing": "Pillow RGB, resize 224x224 bilinear; uint8 input scaled in-graph by x/127.5 - 1 "
-                         "(= mobilenet_v2.preprocess_input)",
+        "preprocessing": "Pillow full decode, RGB, resize 224x224 bicubic (Pillow's default); uint8 input "
+                         "scaled in-graph by x/127.5 - 1 (= mobilenet_v2.preprocess_input)",
         "input": "uint8[batch, 224, 224, 3]",
         "notes": built.notes,
     }

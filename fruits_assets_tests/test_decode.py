@@ -70,3 +70,11 @@ def test_decompression_bomb_is_rejected_before_decoding():
 def test_larger_jpeg_is_downscaled():
     big = gradient("RGB").resize((1000, 800))
     assert decode_image(encode(big)).shape == (224, 224, 3)
+
+
+@pytest.mark.parametrize("size", [(100, 100), (1000, 800)])
+def test_pixels_are_exactly_the_keras_reference_preprocessing(size):
+    """The P8 recipe's `Image.open(...).resize([224, 224])`: full decode, Pillow's default filter."""
+    data = encode(gradient("RGB").resize(size))
+    reference = np.asarray(Image.open(io.BytesIO(data)).resize([224, 224]))
+    np.testing.assert_array_equal(load_rgb(data), reference)
