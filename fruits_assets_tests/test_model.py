@@ -17,6 +17,16 @@ def built(seeded_weights):
 
 
 @pytest.fixture(scope="module")
+def model_bytes(built):
+    """The LiteRT conversion, once for the module (each takes seconds)."""
+    return to_tflite(built.model)
+
+
+def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="module")
 def pixels(sample_images):
     paths = sorted(sample_images.rglob("*.jpg"))[:21]  # 21: not a multiple of the LiteRT batch
     return np.stack([load_rgb(p.read_bytes()) for p in paths])
@@ -40,17 +50,17 @@ def test_seeded_weights_give_non_degenerate_features(keras_features):
     assert np.isfinite(keras_features).all()
 
 
-def test_litert_matches_keras_per_image(built, pixels, keras_features):
+def test_litert_matches_keras_per_image(model_bytes, pixels, keras_features):
     """The converted model takes uint8 pixels and scales them in-graph: same features as Keras."""
-    extractor = LiteRTFeatureExtractor(to_tflite(built.model), batch_size=8, num_threads=2)
+    extractor = LiteRTFeatureExtractor(model_bytes, batch_size=8, num_threads=2)
     assert extractor.input_dtype == np.uint8
     lite = extractor(pixels)
     assert lite.shape == keras_features.shape
-    cosine = (lite * keras_features).sum(1) / (np.linalg.norm(lite, axis=1) * np.linalg.norm(keras_features, axis=1))
+    cosine = row_cosine(lite, keras_features)
     assert cosine.min() >= 0.9999, cosine.min()
 
 
-def test_pipeline_features_agree_with_the_p8_keras_recipe(built, sample_images):
+def test_pipeline_features_agree_with_the_p8_keras_recipe(built, model_bytes, sample_images):
     """What image_features computes from file bytes vs the Keras reference of benchmarks/ (the P8
     recipe: Pillow's default resize, img_to_array, preprocess_input, Keras predict). Resize filter
     and JPEG draft choices must keep this agreement (bilinear measured 0.989, draft 0.99)."""
@@ -64,16 +74,15 @@ def test_pipeline_features_agree_with_the_p8_keras_recipe(built, sample_images):
         buf = io.BytesIO()
         Image.open(io.BytesIO(blob)).resize(size).save(buf, "JPEG", quality=90)
         blobs.append(buf.getvalue())
-    extractor = LiteRTFeatureExtractor(to_tflite(built.model), batch_size=4, num_threads=2)
+    extractor = LiteRTFeatureExtractor(model_bytes, batch_size=4, num_threads=2)
     ours = extractor(np.stack([load_rgb(b) for b in blobs]))
     p8 = np.stack([keras.utils.img_to_array(Image.open(io.BytesIO(b)).resize([224, 224])) for b in blobs])
     reference = built.model.predict(keras.applications.mobilenet_v2.preprocess_input(p8), verbose=0)
-    cosine = (ours * reference).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1))
+    cosine = row_cosine(ours, reference)
     assert cosine.min() >= 0.9999, cosine.round(5)
 
 
-def test_interpreter_is_cached_per_model(built):
-    model_bytes = to_tflite(built.model)
+def test_interpreter_is_cached_per_model(model_bytes):
     first = cached_extractor(model_bytes, 4, 1)
     assert cached_extractor(model_bytes, 4, 1) is first
     assert cached_extractor(model_bytes, 8, 1) is not first
