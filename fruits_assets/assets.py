@@ -17,19 +17,19 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetOut,
-    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     ResourceParam,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
     multi_asset,
 )
-from pydantic import Field
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
-from . import settings
 from .artifacts import FeatureModelArtifact, StagedParquet
 from .featurize import (
     FEATURES_SCHEMA,
@@ -41,9 +41,30 @@ from .featurize import (
 )
 from .plots import explained_variance_png, markdown_image, scatter_png
 from .resources import FruitsSpark, ImageStore, StagingArea
+from .run_config import FeatureModelConfig, FeaturizeConfig, PcaConfig
+from .settings import expected_error
 from .spark_pca import components, fit_pca, project
 
 GROUP = "fruits"
+
+
+def audit_or_fail(asset: str, checks: list[AssetCheckResult], on_fail=None):
+    """Write-audit-publish: the checks are emitted first (the UI shows each with its metadata);
+    if a blocking one failed the step fails before its output reaches the IO manager, so nothing
+    is published and readers keep the last good version."""
+    failed = [c for c in checks if not c.passed]
+    if not failed:
+        yield from checks
+        return
+    if on_fail is not None:
+        on_fail()
+    yield from checks
+    reasons = "; ".join(f"{c.check_name}: {c.description or dict(c.metadata)}" for c in failed)
+    raise Failure(f"{asset} not published: blocking check failed ({reasons})",
+                  metadata={"failed_checks": [c.check_name for c in failed]})
+
+
+SKIPPED_LISTED = 200  # skipped files listed by name in raw_images metadata (all are counted)
 MIN_FEATURE_SPREAD = 1e-6  # degenerate (default Keras random init) features have std ~5e-12
 
 
@@ -77,9 +98,20 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
                           metadata={"failed": MetadataValue.json([list(f) for f in report.failed[:100]])})
         sync_metadata = {"uploaded": report.uploaded, "already_in_s3": report.skipped,
                          "bytes_uploaded": report.bytes_uploaded}
-    inventory = images.inventory()
+    try:
+        scanned = images.scan()
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        raise expected_error(Failure(str(exc))) from None
+    inventory, skipped = scanned.images, scanned.skipped
+    skipped_counts = scanned.skipped_counts()
+    if skipped_counts:
+        # Nothing vanishes silently: every file that is not featurized is counted and listed.
+        context.log.warning("%d files under %s are not images and were skipped: %s", len(skipped), images.uri,
+                            ", ".join(f"{n} {reason}" for reason, n in skipped_counts.items()))
     if inventory.empty:
-        raise Failure(f"no .jpg/.jpeg/.png images found under {images.uri}")
+        raise expected_error(Failure(
+            f"no image files under {images.uri} ({len(skipped)} other files skipped); "
+            "expected <split>/<label>/<file> in a format Pillow reads (set FRUITS_IMAGES_DIR)"))
     per_class = (inventory.groupby(["label", "split"], dropna=False).size()
                  .unstack("split", fill_value=0).reset_index())
     unparsed = inventory[inventory["label"].isna()]
@@ -93,6 +125,12 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
             "total_bytes": int(inventory["bytes"].sum()),
             "per_split": {str(k): int(v) for k, v in inventory["split"].value_counts(dropna=False).items()},
             "per_class": _md_table(per_class, limit=200),
+            "skipped": len(skipped),
+            "skipped_by_reason": MetadataValue.json(skipped_counts),
+            "skipped_files": MetadataValue.table(
+                records=[TableRecord({"path": p, "reason": r})
+                         for p, r in skipped.head(SKIPPED_LISTED).itertuples(index=False)],
+                schema=TableSchema(columns=[TableColumn("path", "string"), TableColumn("reason", "string")])),
             **sync_metadata,
         },
         check_results=[AssetCheckResult(
@@ -103,13 +141,6 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
 
 
 # ---------------------------------------------------------------- feature_model
-class FeatureModelConfig(Config):
-    weights: str = Field(
-        default=settings.weights(),
-        description="imagenet | random | auto | local weights file | s3:// URI (env FRUITS_WEIGHTS)",
-    )
-
-
 @asset(
     group_name=GROUP,
     kinds={"tensorflow"},
@@ -170,26 +201,21 @@ def feature_model(context: AssetExecutionContext,
 
 
 # ---------------------------------------------------------------- image_features
-class FeaturizeConfig(Config):
-    batch_size: int = Field(default=1, description="images per LiteRT invocation")
-    arrow_batch_rows: int = Field(default=256, description="images per batch a task reads and featurizes")
-    interpreter_threads: int = Field(default=1, description="LiteRT threads per Spark task slot")
-    read_threads: int = Field(default=16, description="concurrent S3 GETs per task (s3:// images only)")
-
-
 FEATURE_CHECKS = ["counts_reconcile", "feature_dims", "features_finite", "features_not_constant"]
 
 
 @multi_asset(
     outs={
         "image_features": AssetOut(
-            group_name=GROUP, kinds={"spark", "parquet"},
+            group_name=GROUP, kinds={"spark", "parquet"}, is_required=False,
             description="One row per readable image: path, label, split, features float[1280]."),
         "image_rejects": AssetOut(
-            group_name=GROUP, kinds={"pandas", "parquet"},
+            group_name=GROUP, kinds={"pandas", "parquet"}, is_required=False,
             description="Images that could not be featurized, with the reason (never a zero vector)."),
     },
     check_specs=[AssetCheckSpec(name, asset="image_features", blocking=True) for name in FEATURE_CHECKS],
+    # `--select image_features+` must work without naming image_rejects too.
+    can_subset=True,
 )
 def image_features(
     context: AssetExecutionContext,
@@ -230,54 +256,59 @@ def image_features(
     checks_seconds = time.perf_counter() - started - seconds
     context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",
                      n_rows, n_rejects, seconds, n_rows / max(seconds, 1e-9))
-    yield MaterializeResult(
-        asset_key="image_features",
-        value=StagedParquet(staged, tuple((f.name, str(f.type)) for f in FEATURES_SCHEMA)),
-        metadata={
-            "dagster/row_count": written_rows,
-            "feature_dim": dim,
-            "per_split": per_split,
-            "rejected": n_rejects,
-            "featurize_seconds": round(seconds, 2),
-            "checks_seconds": round(checks_seconds, 2),
-            "images_per_second": round(n_rows / max(seconds, 1e-9), 1),
-            "feature_std_across_images": spread,
-            "model_sha256": feature_model.provenance.get("model_sha256", ""),
-            "weights_source": feature_model.provenance.get("weights_source", ""),
-        },
-        check_results=[
-            AssetCheckResult(
-                check_name="counts_reconcile", passed=n_rows == len(raw_images) and written_rows == n_ok,
-                description="features + rejects = images in the inventory; parquet rows = features",
-                metadata={"features": n_ok, "rejects": n_rejects, "inventory": len(raw_images),
-                          "parquet_rows": written_rows}),
-            AssetCheckResult(check_name="feature_dims", passed=bad_dims == 0 and written_values == written_rows * dim,
-                             metadata={"expected": dim, "rows_with_other_dims": bad_dims,
-                                       "parquet_values": written_values}),
-            AssetCheckResult(check_name="features_finite", passed=non_finite == 0,
-                             metadata={"rows_with_nan_or_inf": non_finite}),
-            AssetCheckResult(check_name="features_not_constant", passed=spread > MIN_FEATURE_SPREAD,
-                             metadata={"mean_std_across_images": spread, "sampled": len(sample),
-                                       "threshold": MIN_FEATURE_SPREAD}),
-        ],
-    )
-    yield MaterializeResult(
-        asset_key="image_rejects",
-        value=rejects,
-        metadata={
-            "dagster/row_count": n_rejects,
-            "reasons": _md_table(rejects[["path", "error"]]) if n_rejects else MetadataValue.md("_none_"),
-        },
-    )
+    checks = [
+        AssetCheckResult(
+            asset_key="image_features", check_name="counts_reconcile",
+            passed=n_rows == len(raw_images) and written_rows == n_ok,
+            description="features + rejects = images in the inventory; parquet rows = features",
+            metadata={"features": n_ok, "rejects": n_rejects, "inventory": len(raw_images),
+                      "parquet_rows": written_rows}),
+        AssetCheckResult(asset_key="image_features", check_name="feature_dims",
+                         passed=bad_dims == 0 and written_values == written_rows * dim,
+                         metadata={"expected": dim, "rows_with_other_dims": bad_dims,
+                                   "parquet_values": written_values}),
+        AssetCheckResult(asset_key="image_features", check_name="features_finite", passed=non_finite == 0,
+                         metadata={"rows_with_nan_or_inf": non_finite}),
+        AssetCheckResult(asset_key="image_features", check_name="features_not_constant",
+                         passed=spread > MIN_FEATURE_SPREAD,
+                         description=None if spread > MIN_FEATURE_SPREAD else
+                         f"{n_ok} feature rows of {n_rows} images: nothing (or only constant vectors) to publish",
+                         metadata={"mean_std_across_images": spread, "sampled": len(sample),
+                                   "threshold": MIN_FEATURE_SPREAD}),
+    ]
+    yield from audit_or_fail("image_features", checks, on_fail=lambda: staging.discard(staged))
+    selected = {key.path[-1] for key in context.selected_asset_keys}
+    if "image_features" in selected:
+        yield MaterializeResult(
+            asset_key="image_features",
+            value=StagedParquet(staged, tuple((f.name, str(f.type)) for f in FEATURES_SCHEMA)),
+            metadata={
+                "dagster/row_count": written_rows,
+                "feature_dim": dim,
+                "per_split": per_split,
+                "rejected": n_rejects,
+                "featurize_seconds": round(seconds, 2),
+                "checks_seconds": round(checks_seconds, 2),
+                "images_per_second": round(n_rows / max(seconds, 1e-9), 1),
+                "feature_std_across_images": spread,
+                "model_sha256": feature_model.provenance.get("model_sha256", ""),
+                "weights_source": feature_model.provenance.get("weights_source", ""),
+            },
+        )
+    else:
+        staging.discard(staged)
+    if "image_rejects" in selected:
+        yield MaterializeResult(
+            asset_key="image_rejects",
+            value=rejects,
+            metadata={
+                "dagster/row_count": n_rejects,
+                "reasons": _md_table(rejects[["path", "error"]]) if n_rejects else MetadataValue.md("_none_"),
+            },
+        )
 
 
 # ---------------------------------------------------------------- PCA
-class PcaConfig(Config):
-    target_variance: float = Field(default=0.95, description="smallest k reaching this explained variance")
-    max_k: int = Field(default=512, description="upper bound on k (reported when it stops the target)")
-    standardize: bool = Field(default=False, description="StandardScaler (mean 0, unit variance) before PCA")
-
-
 @asset(
     group_name=GROUP,
     kinds={"spark"},
@@ -342,19 +373,22 @@ def image_pca(context: AssetExecutionContext, pca_model: PipelineModel, image_fe
         .limit(3000).toPandas()
     scatter = scatter_png(points["x"].tolist(), points["y"].tolist(), points["label"].fillna("?").tolist(),
                           "first two principal components")
-    return MaterializeResult(
+    checks = [
+        AssetCheckResult(asset_key="image_pca", check_name="pca_rows_match",
+                         passed=int(stats["rows"]) == n_features,
+                         metadata={"pca_rows": int(stats["rows"]), "feature_rows": n_features}),
+        AssetCheckResult(asset_key="image_pca", check_name="pca_dims", passed=int(stats["bad_dims"] or 0) == 0,
+                         metadata={"k": k, "rows_with_other_dims": int(stats["bad_dims"] or 0)}),
+        AssetCheckResult(asset_key="image_pca", check_name="pca_finite", passed=int(stats["non_finite"] or 0) == 0,
+                         metadata={"rows_with_nan_or_inf": int(stats["non_finite"] or 0)}),
+    ]
+    yield from audit_or_fail("image_pca", checks, on_fail=out.unpersist)
+    yield MaterializeResult(
+        asset_key="image_pca",
         value=out,
         metadata={
             "dagster/row_count": int(stats["rows"]),
             "k": k,
             "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
         },
-        check_results=[
-            AssetCheckResult(check_name="pca_rows_match", passed=int(stats["rows"]) == n_features,
-                             metadata={"pca_rows": int(stats["rows"]), "feature_rows": n_features}),
-            AssetCheckResult(check_name="pca_dims", passed=int(stats["bad_dims"] or 0) == 0,
-                             metadata={"k": k, "rows_with_other_dims": int(stats["bad_dims"] or 0)}),
-            AssetCheckResult(check_name="pca_finite", passed=int(stats["non_finite"] or 0) == 0,
-                             metadata={"rows_with_nan_or_inf": int(stats["non_finite"] or 0)}),
-        ],
     )

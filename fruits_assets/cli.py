@@ -3,6 +3,7 @@
     fruits-assets s3 init
     fruits-assets emr plan [--json]
     fruits-assets emr up | status | down
+    fruits-assets emr policy
 """
 
 from __future__ import annotations
@@ -40,14 +41,28 @@ def cmd_s3_init(args) -> int:
 
 
 def cmd_emr_plan(args) -> int:
-    from .emr.cluster import ClusterSpec, cost_summary, run_job_flow_request
+    from .emr.cluster import (
+        ClusterSpec,
+        cost_summary,
+        run_job_flow_request,
+        security_configuration,
+        security_configuration_name,
+    )
 
     spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
     request = run_job_flow_request(spec)
     cost = cost_summary(request, spec)
+    # The plan holds no secret: JupyterHub's password travels through S3, never in the request.
+    sec = {"Name": security_configuration_name(spec), "SecurityConfiguration": security_configuration(spec)}
+    if not spec.kms_key_arn:
+        print("warning: FRUITS_EMR_KMS_KEY_ARN is not set: the plan shows a placeholder key and `emr up` "
+              "will refuse", file=sys.stderr)
     if args.json:
-        print(json.dumps({"RunJobFlow": request, "estimated_cost": cost}, indent=2))
+        print(json.dumps({"SecurityConfiguration": sec, "RunJobFlow": request, "estimated_cost": cost}, indent=2))
         return 0
+    print(f"security configuration {sec['Name']} (created by `emr up` if missing):")
+    print(json.dumps(sec["SecurityConfiguration"], indent=2))
+    print("\nRunJobFlow request:")
     print(json.dumps(request, indent=2))
     print(f"\nestimated cost (USD/hour, {spec.region}): {cost['at_start']['usd_per_hour']} at start, "
           f"{cost['at_max_scale']['usd_per_hour']} at {spec.max_units} units with Spot task nodes "
@@ -64,6 +79,13 @@ def cmd_emr_up(args) -> int:
     cluster_id = create_cluster(emr, s3, spec, wait=not args.no_wait, poll_s=args.poll_seconds)
     print(cluster_id)
     print(f"export FRUITS_EMR_CLUSTER_ID={cluster_id}", file=sys.stderr)
+    return 0
+
+
+def cmd_emr_policy(args) -> int:
+    from .emr.cluster import ClusterSpec, operator_policy
+
+    print(json.dumps(operator_policy(ClusterSpec.from_env(args.allow_non_eu_region or None)), indent=2))
     return 0
 
 
@@ -91,16 +113,22 @@ def parser() -> argparse.ArgumentParser:
                    help="accept a FRUITS_AWS_REGION outside the EU (also FRUITS_ALLOW_NON_EU_REGION=1)")
     groups = p.add_subparsers(dest="group", required=True)
     s3 = groups.add_parser("s3").add_subparsers(dest="command", required=True)
-    s3.add_parser("init", help="create the bucket: encrypted, private, TLS only, staging expiry").set_defaults(
-        fn=cmd_s3_init)
+    s3.add_parser("init", help="create the bucket: encrypted, private, TLS only, versioned, lifecycle rules"
+                  ).set_defaults(fn=cmd_s3_init)
     emr = groups.add_parser("emr").add_subparsers(dest="command", required=True)
-    plan = emr.add_parser("plan", help="print the RunJobFlow request and its cost; calls nothing")
+    plan = emr.add_parser("plan", help="print the security configuration, the RunJobFlow request and its cost; "
+                                       "calls nothing. Settings: FRUITS_EMR_KMS_KEY_ARN (local-disk/EBS key), "
+                                       "FRUITS_EMR_TLS_CERTS_S3 (s3://.../certs.zip of PEM files: in-transit "
+                                       "TLS), FRUITS_EMR_JUPYTERHUB=1 + FRUITS_EMR_JUPYTERHUB_PASSWORD")
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(fn=cmd_emr_plan)
-    up = emr.add_parser("up", help="create the cluster, wait until WAITING, print its id")
+    up = emr.add_parser("up", help="create the security configuration and the cluster, wait until WAITING, "
+                                   "print its id (needs FRUITS_EMR_KMS_KEY_ARN)")
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--poll-seconds", type=float, default=30)
     up.set_defaults(fn=cmd_emr_up)
+    emr.add_parser("policy", help="print the operator's IAM policy (bucket, region, tagged clusters, roles)",
+                   ).set_defaults(fn=cmd_emr_policy)
     for name, fn in (("status", cmd_emr_status), ("down", cmd_emr_down)):
         sub = emr.add_parser(name)
         sub.add_argument("--cluster-id")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, ResourceDefinition, in_process_executor, load_assets_from_modules
+from dagster import (
+    Definitions,
+    ResourceDefinition,
+    in_process_executor,
+    load_assets_from_modules,
+)
 
 from . import assets, settings
 from .io_manager import VersionedIOManager
@@ -35,7 +40,7 @@ def local_resources(data_root: str | None = None, images_dir: str | None = None,
         "pyspark_step_launcher": ResourceDefinition.none_resource(description="local: steps run in-process"),
         "images": ImageStore(uri=images_dir or settings.images_dir()),
         "staging": StagingArea(uri=os.path.join(root, "_staging")),
-        "io_manager": VersionedIOManager(root=root, pyspark=spark),
+        "io_manager": VersionedIOManager(root=root, pyspark=spark, staging_uri=os.path.join(root, "_staging")),
     }
 
 

@@ -1,4 +1,6 @@
-"""IO manager: every asset output goes to a new version folder, published only once complete."""
+"""IO manager: every asset output goes to a new version folder; a run's outputs are published
+together once all of them are written and audited, and a run reads only its own inputs
+(:mod:`fruits_assets.run_ledger`)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,19 @@ import time
 from typing import Any, Optional
 
 import pandas as pd
-from dagster import ConfigurableIOManager, InputContext, MetadataValue, OutputContext, TableColumn, TableSchema
+from dagster import (
+    ConfigurableIOManager,
+    InitResourceContext,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+)
 
 from .artifacts import FeatureModelArtifact, StagedParquet
 from .resources import FruitsSpark
+from .run_ledger import RunLedger
 from .storage import VersionedStore, join
 
 MODEL_FILE = "model.tflite"
@@ -34,20 +45,59 @@ class VersionedIOManager(ConfigurableIOManager):
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
     keep_versions: int = 3
+    staging_uri: Optional[str] = None  # where dead runs' staged parts are collected from
 
     @property
     def store(self) -> VersionedStore:
         return VersionedStore(self.root, self.endpoint_url, self.region, self.keep_versions)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if not context.run_id:
+            return
+        # Every asset's outputs go through here, so this is the first code of ours a run executes:
+        # the place to refuse a bad run config before any work (see run_config.py).
+        from .run_config import check_run_config
+        from .settings import SettingsError, expected_error
+
+        if context.dagster_run is not None:
+            try:
+                check_run_config(context.dagster_run.run_config)
+            except SettingsError as exc:
+                raise expected_error(exc) from None
+        RunLedger(self.store, context.run_id).register_owner()
+        from .residue import collect
+
+        try:
+            collected = collect(self.store, self.staging_uri, context.instance, context.run_id,
+                                endpoint_url=self.endpoint_url, region=self.region)
+        except OSError as exc:  # cleaning up after others must never fail this run
+            if context.log:
+                context.log.warning(f"residue of earlier runs not collected: {exc}")
+            return
+        if context.log and (collected.runs or collected.staged or collected.marked_failed):
+            context.log.info(f"residue of dead runs: {collected.summary()}")
+
+    @staticmethod
+    def _run_assets(context: OutputContext) -> set[str]:
+        """The assets this run was asked to materialize: its outputs are published together
+        once every one of them is written."""
+        step = context.step_context
+        selection = step.dagster_run.asset_selection
+        if not selection:  # in-process `materialize()` leaves it empty: the job holds just the selection
+            selection = step.job_def.asset_layer.selected_asset_keys
+        return {key.path[-1] for key in selection}
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if obj is None:
             return
         asset = context.asset_key.path[-1]
         store = self.store
+        ledger = RunLedger(store, context.run_id)
         version = store.new_version(context.run_id)
         uri = store.version_uri(asset, version)
-        metadata: dict[str, Any] = {"dagster/uri": MetadataValue.path(uri)}
+        metadata: dict[str, Any] = {"dagster/uri": MetadataValue.path(uri), "version": version}
         started = time.perf_counter()
+        ledger.writing(asset, version, {"run_id": context.run_id})
         if _is_spark_df(obj):
             writer = obj.write.mode("errorifexists")
             if any(f.dataType.simpleString().startswith("array<") for f in obj.schema.fields):
@@ -83,12 +133,19 @@ class VersionedIOManager(ConfigurableIOManager):
         else:
             raise TypeError(f"{asset}: cannot store a {type(obj).__name__}")
         metadata["write_seconds"] = round(time.perf_counter() - started, 2)
-        store.publish(asset, version, {"kind": kind, "run_id": context.run_id})
+        ledger.written(asset, version, {"kind": kind, "run_id": context.run_id})
+        published = ledger.publish_if_complete(self._run_assets(context))
+        metadata["published"] = (
+            f"with this run's other outputs: {', '.join(p.asset for p in published)}" if published
+            else "pending: published when every asset of this run is written and audited")
         context.add_output_metadata(metadata)
+        if published:
+            context.log.info(f"published {len(published)} outputs of run {context.run_id[:8]}: "
+                             + ", ".join(f"{p.asset} v={p.version}" for p in published))
 
     def load_input(self, context: InputContext) -> Any:
         asset = context.upstream_output.asset_key.path[-1]
-        published = self.store.require_current(asset)
+        published = RunLedger(self.store, context.step_context.run_id).pinned_input(asset)
         kind = published.info.get("kind")
         if kind == "feature_model":
             provenance = json.loads(self.store.read_bytes(join(published.uri, PROVENANCE_FILE)))

@@ -143,7 +143,13 @@ def build_model(weights: str) -> BuiltModel:
     if not os.path.exists(local):
         raise WeightsUnavailable(f"weights file {weights} does not exist")
     model = _architecture(keras, None)
-    model.load_weights(local)
+    try:
+        model.load_weights(local)
+    except Exception as exc:  # h5py/keras raise many types for a damaged or foreign file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsUnavailable(
+            f"weights setting {weights!r} (FRUITS_WEIGHTS or feature_model.weights): {local} is not a "
+            f"MobileNetV2 weights file Keras can load ({type(exc).__name__}: {first})") from None
     return BuiltModel(model, source, weights, sha256_file(local), pretrained=True)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from typing import NamedTuple
 from urllib.parse import unquote
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 
@@ -15,9 +16,28 @@ class ImagePath(NamedTuple):
     label: str
 
 
+@functools.lru_cache(maxsize=None)
+def image_extensions() -> frozenset[str]:
+    """Lower-case extensions (with the dot) of every format this Pillow can open.
+
+    Derived from Pillow rather than listed so the inventory and the decoder agree on what an
+    image is: a fixed list silently dropped GIF, BMP, TIFF and WebP files that decode fine.
+    Save-only formats (.pdf) are left out: a file Pillow cannot open would only become a reject.
+    """
+    from PIL import Image
+
+    Image.init()
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def extension(name: str) -> str:
+    """The last extension of a file name, lower-cased with its dot ('' when there is none)."""
+    return os.path.splitext(name)[1].lower()
+
+
 def is_image_name(name: str) -> bool:
-    """True for .jpg/.jpeg/.png in any letter case."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
+    """True when the name's extension, in any letter case, is one Pillow can open."""
+    return extension(name) in image_extensions()
 
 
 def relative_image_path(path: str, root: str) -> str:

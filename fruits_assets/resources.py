@@ -10,7 +10,6 @@ import pandas as pd
 from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 
-from .layout import is_image_name, parse_image_path, relative_image_path
 from .storage import filesystem, is_s3, join
 
 INVENTORY_COLUMNS = ["path", "label", "split", "bytes"]
@@ -24,10 +23,28 @@ class FruitsSpark(LazyPySparkResource):
     """
 
     def _init_session(self) -> None:
-        if self._spark_session is None:
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        super()._init_session()
+        if self._spark_session is not None:
+            return
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        master = self.spark_config.get("spark.master")
+        if master is not None or not os.environ.get("SPARK_HOME"):  # EMR's spark-submit brings its own
+            from .settings import SettingsError, expected_error, java_executable
+
+            try:
+                java_executable()
+            except SettingsError as exc:
+                raise expected_error(exc) from None
+        try:
+            super()._init_session()
+        except Exception as exc:
+            if "JAVA_GATEWAY_EXITED" not in str(exc) and "Java gateway process exited" not in str(exc):
+                raise
+            from .settings import SettingsError, expected_error
+
+            raise expected_error(SettingsError(
+                f"Spark did not start (master {master or 'from spark-submit'}): check FRUITS_SPARK_MASTER and "
+                "that Java 17+ runs (`java -version`); the JVM's own message is printed above")) from None
 
 
 class ImageStore(ConfigurableResource):
@@ -60,29 +77,16 @@ class ImageStore(ConfigurableResource):
         """The root: an absolute local folder or the s3:// URI."""
         return self.uri if is_s3(self.uri) else os.path.abspath(self.uri)
 
+    def scan(self):
+        """Every file under the store: images (path, label, split, bytes) and what was skipped, with
+        the reason (:mod:`fruits_assets.inventory`)."""
+        from .inventory import scan
+
+        return scan(self.uri, self.endpoint_url, self.region)
+
     def inventory(self) -> pd.DataFrame:
         """Every image file: path (`file:/abs/...` or `s3://bucket/key`), label, split, bytes."""
-        fs, base = filesystem(self.spark_root(), self.endpoint_url, self.region)
-        import pyarrow.fs as pafs
-
-        try:
-            infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"image store {self.uri} does not exist (set FRUITS_IMAGES_DIR, or run "
-                f"`python -m fruits_assets.sample_data {self.uri}`)"
-            ) from None
-        rows = []
-        for info in infos:
-            if info.type != pafs.FileType.File or not is_image_name(info.base_name):
-                continue
-            path = ("s3://" + info.path) if is_s3(self.uri) else ("file:" + info.path)
-            try:
-                split, label = parse_image_path(relative_image_path(info.path, base))
-            except ValueError:
-                split, label = None, None  # featurization records it as a reject with the reason
-            rows.append((path, label, split, int(info.size)))
-        return pd.DataFrame(rows, columns=INVENTORY_COLUMNS).sort_values("path", ignore_index=True)
+        return self.scan().images
 
 
 class StagingArea(ConfigurableResource):
@@ -98,7 +102,8 @@ class StagingArea(ConfigurableResource):
         """A fresh folder URI for one output of one run (nothing is created yet)."""
         import uuid
 
-        return join(self.uri, f"{name}-{run_id[:8]}-{uuid.uuid4().hex[:6]}")
+        # The whole run id: `fruits_assets.residue` finds the folders of dead runs by it.
+        return join(self.uri, f"{name}-{run_id}-{uuid.uuid4().hex[:6]}")
 
     def location(self):
         """How Spark tasks reach the staging area (endpoint and region passed explicitly)."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import re
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +20,23 @@ DEFAULT_REGION = "eu-west-3"
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
+
+
+_LAST_WORDS: list[str] = []
+
+
+def _print_last_words() -> None:
+    print(f"fruits-assets: error: {_LAST_WORDS[-1]}", file=sys.stderr)
+
+
+def expected_error(exc: Exception) -> Exception:
+    """Mark ``exc`` as an expected mistake (bad setting, missing images): besides Dagster's own
+    report of the failed run, its one-line message is the last line the process prints, so a
+    user of the `dagster` CLI finds it without reading a trace. Returns ``exc`` to raise it."""
+    if not _LAST_WORDS:
+        atexit.register(_print_last_words)
+    _LAST_WORDS.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return exc
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -55,8 +76,26 @@ def weights() -> str:
     return _env("FRUITS_WEIGHTS", "auto")
 
 
+_MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|yarn|(spark|k8s)://\S+)$")
+
+
 def spark_master() -> str:
-    return _env("FRUITS_SPARK_MASTER", "local[*]")
+    """FRUITS_SPARK_MASTER (default local[*]): checked here so a typo is one line, not a Java trace."""
+    value = _env("FRUITS_SPARK_MASTER", "local[*]")
+    if not _MASTER.match(value):
+        raise SettingsError(f"FRUITS_SPARK_MASTER={value!r} is not a Spark master: use local, local[N], "
+                            "local[*], yarn, spark://host:port or k8s://...")
+    return value
+
+
+def java_executable() -> str:
+    """The java Spark will start: $JAVA_HOME/bin/java, else the one on PATH."""
+    home = _env("JAVA_HOME")
+    candidate = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not candidate or not os.access(candidate, os.X_OK):
+        where = f"JAVA_HOME={home} has no bin/java" if home else "no java on PATH and JAVA_HOME is not set"
+        raise SettingsError(f"Java 17+ is required by Spark: {where} (install e.g. openjdk-17-jre-headless)")
+    return candidate
 
 
 def aws_region(allow_non_eu: bool | None = None) -> str:
@@ -120,3 +159,64 @@ class EmrSettings:
     @property
     def assets_uri(self) -> str:
         return f"s3://{self.bucket}/assets"
+
+
+# -- EMR security settings (README, "Run on AWS EMR"): read by emr/cluster.py ClusterSpec.from_env.
+
+JUPYTERHUB_DEFAULT_PASSWORD = "jupyter"  # EMR's documented default for the jovyan admin user
+JUPYTERHUB_MIN_PASSWORD = 12
+
+
+def flag(name: str) -> bool:
+    """A 0/1 env var (also true/false, yes/no); anything else is refused rather than guessed."""
+    value = (_env(name, "0") or "0").lower()
+    if value not in ("0", "1", "true", "false", "yes", "no"):
+        raise SettingsError(f"{name}={value!r} is not 0 or 1")
+    return value in ("1", "true", "yes")
+
+
+def emr_kms_key_arn(region: str) -> str | None:
+    """FRUITS_EMR_KMS_KEY_ARN: the KMS key EMR encrypts local disks and EBS volumes with (key or alias
+    ARN, in the cluster's region; the EMR roles must be allowed to use it in the key policy). None if
+    unset: local-disk encryption cannot work without a key, so `emr plan` shows a placeholder and
+    `emr up` refuses."""
+    arn = _env("FRUITS_EMR_KMS_KEY_ARN")
+    if arn is None:
+        return None
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms":
+        raise SettingsError(f"FRUITS_EMR_KMS_KEY_ARN={arn} is not a KMS key ARN "
+                            "(arn:aws:kms:REGION:ACCOUNT:key/ID)")
+    if parts[3] != region:  # EMR cannot use a key from another region
+        raise SettingsError(f"FRUITS_EMR_KMS_KEY_ARN is in {parts[3]}, not in the cluster's region {region}")
+    return arn
+
+
+def emr_tls_certs_s3() -> str | None:
+    """FRUITS_EMR_TLS_CERTS_S3: s3://.../NAME.zip of PEM files (privateKey.pem, certificateChain.pem,
+    trustedCertificates.pem at the top of the zip, certificate valid for the nodes' private DNS names,
+    e.g. *.eu-west-3.compute.internal, readable by the EC2 instance role). Set: in-transit encryption
+    (TLS between nodes) is turned on; unset (default): off."""
+    uri = _env("FRUITS_EMR_TLS_CERTS_S3")
+    if uri is not None and not (uri.startswith("s3://") and uri.endswith(".zip")):
+        raise SettingsError(f"FRUITS_EMR_TLS_CERTS_S3={uri} is not an s3://BUCKET/KEY.zip URI")
+    return uri
+
+
+def emr_jupyterhub() -> bool:
+    """FRUITS_EMR_JUPYTERHUB=1 installs JupyterHub and Livy on the cluster (default 0: not installed)."""
+    return flag("FRUITS_EMR_JUPYTERHUB")
+
+
+def emr_jupyterhub_password() -> str:
+    """FRUITS_EMR_JUPYTERHUB_PASSWORD: the password given to JupyterHub's admin user (jovyan), required
+    with FRUITS_EMR_JUPYTERHUB=1; the documented default and short ones are refused. Never printed."""
+    value = os.environ.get("FRUITS_EMR_JUPYTERHUB_PASSWORD", "")
+    if not value.strip():
+        raise SettingsError("FRUITS_EMR_JUPYTERHUB_PASSWORD is not set (required when FRUITS_EMR_JUPYTERHUB=1)")
+    if value == JUPYTERHUB_DEFAULT_PASSWORD:
+        raise SettingsError("FRUITS_EMR_JUPYTERHUB_PASSWORD is JupyterHub's documented default; choose another")
+    if len(value) < JUPYTERHUB_MIN_PASSWORD or "\n" in value:  # a newline would break chpasswd's input
+        raise SettingsError(f"FRUITS_EMR_JUPYTERHUB_PASSWORD must be one line of at least "
+                            f"{JUPYTERHUB_MIN_PASSWORD} characters")
+    return value

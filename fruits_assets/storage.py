@@ -17,6 +17,10 @@ from typing import Any
 import pyarrow.fs as pafs
 
 POINTER = "_CURRENT.json"
+# Written into a version folder when it is published: only published versions count towards
+# ``keep_versions`` (a half-written version of a killed run must never push a good one out).
+# Spark and pyarrow ignore files whose names start with "_".
+PUBLISHED_MARKER = "_PUBLISHED.json"
 
 
 def is_s3(uri: str) -> bool:
@@ -93,27 +97,55 @@ class VersionedStore:
             fs.copy_file(info.path, dst + info.path[len(src):])
         fs.delete_dir(src)
 
+    def write_json_atomic(self, uri: str, record: dict) -> None:
+        """Replace a small JSON object in one step: a rename locally, one PUT on S3."""
+        data = json.dumps(record).encode()
+        if is_s3(uri):
+            self.write_bytes(uri, data)
+            return
+        fs, path = self.fs(uri)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        self.write_bytes(tmp, data)
+        fs.move(tmp, path)  # rename: atomic on POSIX
+
+    def read_json(self, uri: str) -> dict | None:
+        try:
+            return json.loads(self.read_bytes(uri))
+        except (FileNotFoundError, OSError):
+            return None
+
     def publish(self, asset: str, version: str, info: dict | None = None) -> Published:
         """Point readers of ``asset`` at ``version``; the write of one small object is atomic."""
         uri = self.version_uri(asset, version)
         record = {"asset": asset, "uri": uri, "version": version, "published_at": time.time(),
                   "info": info or {}}
-        pointer = join(self.root, asset, POINTER)
-        fs, path = self.fs(pointer)
-        if is_s3(pointer):
-            self.write_bytes(pointer, json.dumps(record).encode())
-        else:
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            self.write_bytes(tmp, json.dumps(record).encode())
-            fs.move(tmp, path)  # rename: atomic on POSIX
+        self.write_json_atomic(join(uri, PUBLISHED_MARKER), record)
+        self.write_json_atomic(join(self.root, asset, POINTER), record)
         self._prune(asset, version)
         return Published(asset, uri, version, record["info"])
 
+    def versions(self, asset: str) -> list[str]:
+        """Every version folder of ``asset``, published or not, oldest first."""
+        fs, path = self.fs(join(self.root, asset))
+        selector = pafs.FileSelector(path, allow_not_found=True)
+        return sorted(info.base_name[2:] for info in fs.get_file_info(selector)
+                      if info.type == pafs.FileType.Directory and info.base_name.startswith("v="))
+
+    def is_published_version(self, asset: str, version: str) -> bool:
+        fs, path = self.fs(join(self.version_uri(asset, version), PUBLISHED_MARKER))
+        return fs.get_file_info(path).type == pafs.FileType.File
+
+    def delete_version(self, asset: str, version: str) -> None:
+        fs, path = self.fs(self.version_uri(asset, version))
+        try:
+            fs.delete_dir(path)
+        except FileNotFoundError:
+            pass
+
     def current(self, asset: str) -> Published | None:
         """The published version of ``asset``, or None if it was never materialized here."""
-        try:
-            record = json.loads(self.read_bytes(join(self.root, asset, POINTER)))
-        except (FileNotFoundError, OSError):
+        record = self.read_json(join(self.root, asset, POINTER))
+        if record is None:
             return None
         return Published(record["asset"], record["uri"], record["version"], record.get("info", {}))
 
@@ -126,14 +158,10 @@ class VersionedStore:
         return published
 
     def _prune(self, asset: str, current_version: str) -> None:
-        """Delete versions older than the current one beyond ``keep_versions`` (never newer ones:
-        another run may be writing them)."""
-        fs, path = self.fs(join(self.root, asset))
-        selector = pafs.FileSelector(path, allow_not_found=True)
-        versions = sorted(
-            info.base_name[2:] for info in fs.get_file_info(selector)
-            if info.type == pafs.FileType.Directory and info.base_name.startswith("v=")
-        )
-        older = [v for v in versions if v < current_version]
+        """Delete published versions older than the current one beyond ``keep_versions``. Never
+        newer ones (another run may be writing them) and never unpublished ones: those belong to
+        a live run or are residue of a dead one, which :mod:`fruits_assets.residue` removes."""
+        older = [v for v in self.versions(asset)
+                 if v < current_version and self.is_published_version(asset, v)]
         for version in older[: max(0, len(older) - (self.keep_versions - 1))]:
-            fs.delete_dir(f"{path}/v={version}")
+            self.delete_version(asset, version)

@@ -17,6 +17,7 @@ from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
 BUCKET = "fruits-assets-test"
 INIT_BUCKET = "fruits-assets-init-test"
 REGION = "eu-west-3"
+KMS_KEY = f"arn:aws:kms:{REGION}:111122223333:key/test"  # `emr up` needs one (local-disk encryption)
 CLI = str(Path(sys.executable).with_name("fruits-assets"))
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -63,7 +64,8 @@ def test_s3_init_makes_a_private_encrypted_tls_only_bucket(tmp_path, aws):
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     [statement] = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]
     assert statement["Effect"] == "Deny" and statement["Condition"]["Bool"]["aws:SecureTransport"] == "false"
-    [lifecycle] = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+    lifecycle = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]}[
+        "expire-step-launcher-staging"]
     assert lifecycle["Filter"]["Prefix"] == "emr_staging/" and lifecycle["Expiration"]["Days"] > 0
 
 
@@ -80,7 +82,7 @@ def test_emr_plan_is_complete_and_calls_nothing(tmp_path, aws):
     assert proc.returncode == 0, proc.stderr
     req = out["RunJobFlow"]
     assert req["ReleaseLabel"].startswith("emr-7.")
-    assert {a["Name"] for a in req["Applications"]} == {"Hadoop", "Spark", "JupyterHub", "Livy"}
+    assert {a["Name"] for a in req["Applications"]} == {"Hadoop", "Spark"}
     fleets = {f["InstanceFleetType"]: f for f in req["Instances"]["InstanceFleets"]}
     assert fleets["MASTER"]["TargetSpotCapacity"] == 0 and fleets["MASTER"]["TargetOnDemandCapacity"] == 1
     assert fleets["CORE"]["TargetSpotCapacity"] == 0 and fleets["CORE"]["TargetOnDemandCapacity"] >= 1
@@ -126,7 +128,7 @@ def test_missing_bucket_is_a_one_line_error(tmp_path, aws):
 
 
 def test_emr_up_status_down(tmp_path, aws):
-    env = emr_env(tmp_path, aws)
+    env = emr_env(tmp_path, aws, FRUITS_EMR_KMS_KEY_ARN=KMS_KEY)
     up = cli(["emr", "up", "--poll-seconds", "0.2"], env)
     assert up.returncode == 0, up.stderr
     cluster_id = up.stdout.strip()
@@ -147,6 +149,7 @@ def test_emr_up_sends_the_planned_request(aws, monkeypatch):
 
     monkeypatch.setenv("FRUITS_S3_BUCKET", BUCKET)
     monkeypatch.setenv("FRUITS_AWS_REGION", REGION)
+    monkeypatch.setenv("FRUITS_EMR_KMS_KEY_ARN", KMS_KEY)
     sent = []
     emr = aws.client("emr")
     emr.meta.events.register("provide-client-params.emr.RunJobFlow", lambda params, **_: sent.append(params))
@@ -177,7 +180,7 @@ def test_definitions_validate_in_emr_deployment(tmp_path, aws):
 def emr_cluster(tmp_path_factory, aws):
     """An EMR cluster created by `fruits-assets emr up` on moto, played by the harness."""
     tmp = tmp_path_factory.mktemp("emr")
-    env = emr_env(tmp, aws)
+    env = emr_env(tmp, aws, FRUITS_EMR_KMS_KEY_ARN=KMS_KEY)
     up = cli(["emr", "up", "--poll-seconds", "0.2"], env)
     assert up.returncode == 0, up.stderr
     step_env = {**aws.env, "FRUITS_DEPLOYMENT": "emr", "FRUITS_S3_BUCKET": BUCKET, "FRUITS_AWS_REGION": REGION}

@@ -114,3 +114,62 @@ def test_failed_featurization_publishes_nothing_and_leaves_no_parts(tmp_path, sa
     assert store.current("image_features") is None and store.current("image_rejects") is None
     staging = tmp_path / "_staging"  # the tasks had opened their parts before loading the model
     assert staging.is_dir() and list(staging.iterdir()) == []
+
+
+def published_versions(data: Path) -> dict:
+    store = VersionedStore(str(data))
+    return {a: store.require_current(a).version for a in ALL_ASSETS}
+
+
+def test_failed_blocking_check_publishes_nothing(graph_run, tmp_path, sample_images):
+    """Images outside <split>/<label>/<file> give 0 features: features_not_constant fails, the UI
+    gets the failed check with its reason, and no output of the run is published (not even the
+    raw_images of that run): readers keep the last good versions. Failed on the old code: the
+    0-row image_features replaced the good one."""
+    _, data, _ = graph_run
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, src in enumerate(sorted(sample_images.rglob("*.jpg"))[:6]):
+        (flat / f"{i}_{src.name}").write_bytes(src.read_bytes())
+    before = published_versions(data)
+    result = materialize(all_assets(), resources=local_resources(str(data), str(flat), SPARK),
+                         selection=[AssetKey("raw_images"), AssetKey("image_features"), AssetKey("image_rejects")],
+                         raise_on_error=False)
+    assert not result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["features_not_constant"].passed is False
+    assert "0 feature rows of 6 images" in checks["features_not_constant"].description
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "image_features not published: blocking check failed" in failure.step_failure_data.error.message
+    assert published_versions(data) == before
+    assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {"raw_images"}
+
+
+def test_bad_run_config_is_refused_before_any_work(graph_run, tmp_path):
+    """batch_size=0 used to reject every image as 'decoder error: IndexError' after featurizing."""
+    _, data, _ = graph_run
+    before = published_versions(data)
+    with pytest.raises(Exception) as raised:
+        materialize(all_assets(), resources=local_resources(str(data), str(tmp_path), SPARK),
+                    run_config={"ops": {"image_features": {"config": {"batch_size": 0}}}})
+    chain, exc = [], raised.value
+    while exc is not None:
+        chain.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    assert any("image_features.batch_size=0: Input should be greater than or equal to 1" in m for m in chain), chain
+    assert published_versions(data) == before
+
+
+def test_image_features_alone_can_be_selected(graph_run, tmp_path, dirty_images):
+    """README's `--select image_features+` failed with DagsterInvalidSubsetError (multi-asset)."""
+    _, data, _ = graph_run
+    root, _ = dirty_images
+    before = published_versions(data)
+    result = materialize(all_assets(), resources=local_resources(str(data), str(root), SPARK),
+                         selection=[AssetKey("image_features")])
+    assert result.success
+    assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {"image_features"}
+    after = published_versions(data)
+    assert after["image_features"] != before["image_features"]
+    assert {a: v for a, v in after.items() if a != "image_features"} == \
+        {a: v for a, v in before.items() if a != "image_features"}

@@ -31,4 +31,5 @@ def test_relative_to_spark_root():
 
 def test_extensions_are_case_insensitive():
     assert all(map(is_image_name, ["a.jpg", "a.JPG", "a.Jpeg", "a.png", "a.PNG"]))
-    assert not any(map(is_image_name, ["a.gif", "a.jpg.txt", "jpg"]))
+    assert not any(map(is_image_name, ["a.pdf", "a.jpg.txt", "jpg"]))
+    assert all(map(is_image_name, ["a.gif", "a.BMP", "a.tiff", "a.webp"]))  # every format Pillow opens

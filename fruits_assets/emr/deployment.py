@@ -60,6 +60,7 @@ def emr_resources() -> dict:
         # Under the staging prefix: `fruits-assets s3 init`'s lifecycle rule expires leftovers.
         "staging": StagingArea(uri=f"s3://{s.bucket}/{s.staging_prefix}/outputs", endpoint_url=endpoint,
                                region=s.region),
-        "io_manager": VersionedIOManager(root=s.assets_uri, pyspark=spark, endpoint_url=endpoint, region=s.region),
+        "io_manager": VersionedIOManager(root=s.assets_uri, pyspark=spark, endpoint_url=endpoint, region=s.region,
+                                         staging_uri=f"s3://{s.bucket}/{s.staging_prefix}/outputs"),
         "s3": S3Resource(region_name=s.region, endpoint_url=endpoint),
     }

@@ -1,0 +1,64 @@
+"""Run configuration of the assets, with the range of every field, and its check at run start.
+
+Dagster validates pydantic constraints only when a step starts, i.e. after the upstream steps
+(and Spark) did their work. :func:`check_run_config` applies the same models to the whole run
+config as soon as the run starts (the IO manager's setup), so a bad value costs one line and no
+work.
+"""
+
+from __future__ import annotations
+
+from dagster import Config
+from pydantic import Field, ValidationError
+
+from . import settings
+
+
+class FeatureModelConfig(Config):
+    weights: str = Field(
+        default=settings.weights(), min_length=1,
+        description="imagenet | random | auto | local weights file | s3:// URI (env FRUITS_WEIGHTS)",
+    )
+
+
+class FeaturizeConfig(Config):
+    batch_size: int = Field(default=1, ge=1, le=256, description="images per LiteRT invocation")
+    arrow_batch_rows: int = Field(default=256, ge=1, le=100_000,
+                                  description="images per batch a task reads and featurizes")
+    interpreter_threads: int = Field(default=1, ge=1, le=64, description="LiteRT threads per Spark task slot")
+    read_threads: int = Field(default=16, ge=1, le=256, description="concurrent S3 GETs per task (s3:// images only)")
+
+
+class PcaConfig(Config):
+    target_variance: float = Field(default=0.95, gt=0.0, le=1.0,
+                                   description="smallest k reaching this explained variance (0 < t <= 1)")
+    max_k: int = Field(default=512, ge=1, le=4096, description="upper bound on k (reported when it stops the target)")
+    standardize: bool = Field(default=False, description="StandardScaler (mean 0, unit variance) before PCA")
+
+
+# op name -> its config model (the op of a multi-asset is named after the function)
+CONFIG_BY_OP = {"feature_model": FeatureModelConfig, "image_features": FeaturizeConfig, "pca_model": PcaConfig}
+
+
+def _describe(model: type[Config], field: str) -> str:
+    info = model.model_fields.get(field)
+    if info is None:
+        return f"unknown field; allowed: {', '.join(model.model_fields)}"
+    bounds = [f"{name} {getattr(m, attr)}" for m in info.metadata
+              for attr, name in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "length >="))
+              if getattr(m, attr, None) is not None]
+    return f"allowed: {info.annotation.__name__}{' ' + ', '.join(bounds) if bounds else ''} ({info.description})"
+
+
+def check_run_config(run_config: dict | None) -> None:
+    """Raise :class:`settings.SettingsError` naming the first bad field, its value and what is allowed."""
+    ops = (run_config or {}).get("ops") or {}
+    for op, model in CONFIG_BY_OP.items():
+        values = (ops.get(op) or {}).get("config") or {}
+        try:
+            model(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            value = values.get(field, err.get("input"))
+            raise settings.SettingsError(f"{op}.{field}={value!r}: {err['msg']}; {_describe(model, field)}") from None
