@@ -107,6 +107,24 @@ def cmd_emr_down(args) -> int:
     return 0
 
 
+def cmd_gc(args) -> int:
+    """Remove what dead runs left (unpublished versions, staged parts, run ledgers) and mark runs
+    whose process died as failed; the same clean-up every run starts with."""
+    from dagster import DagsterInstance
+
+    from .definitions import build_definitions
+    from .residue import collect
+
+    io = build_definitions().resources["io_manager"]
+    with DagsterInstance.get() as instance:
+        collected = collect(io.store, io.staging_uri, instance, max_age_s=args.max_age_hours * 3600,
+                            endpoint_url=io.endpoint_url, region=io.region)
+    print(collected.summary())
+    for line in collected.versions + collected.staged:
+        print(f"  removed {line}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fruits-assets", description="bucket and EMR cluster for fruits-assets")
     p.add_argument("--allow-non-eu-region", action="store_true",
@@ -115,6 +133,10 @@ def parser() -> argparse.ArgumentParser:
     s3 = groups.add_parser("s3").add_subparsers(dest="command", required=True)
     s3.add_parser("init", help="create the bucket: encrypted, private, TLS only, versioned, lifecycle rules"
                   ).set_defaults(fn=cmd_s3_init)
+    gc = groups.add_parser("gc", help="remove residue of dead runs; mark runs whose process died as failed")
+    gc.add_argument("--max-age-hours", type=float, default=24,
+                    help="runs the instance does not know are taken as dead after this long (default 24)")
+    gc.set_defaults(fn=cmd_gc)
     emr = groups.add_parser("emr").add_subparsers(dest="command", required=True)
     plan = emr.add_parser("plan", help="print the security configuration, the RunJobFlow request and its cost; "
                                        "calls nothing. Settings: FRUITS_EMR_KMS_KEY_ARN (local-disk/EBS key), "

@@ -167,18 +167,6 @@ def test_unreadable_folder_is_skipped_not_fatal(tmp_path, monkeypatch):
         {"path": f"file:{locked}", "reason": "unreadable directory (Permission denied)"}]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads folders whatever their mode")
-def test_unreadable_folder_by_mode(tmp_path):
-    locked = tmp_path / "Training" / "Locked"
-    locked.mkdir(parents=True)
-    (locked / "1.png").write_bytes(image_bytes("PNG"))
-    locked.chmod(0)
-    try:
-        assert scan(str(tmp_path)).skipped["reason"].tolist() == ["unreadable directory (Permission denied)"]
-    finally:
-        locked.chmod(0o755)
-
-
 def test_missing_root_names_it_and_what_to_set(tmp_path):
     message = r"image store .*nowhere does not exist \(set FRUITS_IMAGES_DIR"
     with pytest.raises(FileNotFoundError, match=message):
