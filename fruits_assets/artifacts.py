@@ -24,3 +24,18 @@ class StagedParquet:
 
     uri: str
     columns: tuple[tuple[str, str], ...] = ()  # (name, type) for the column schema metadata
+
+
+@dataclass(frozen=True)
+class ParquetParts:
+    """A published parquet folder handed to Spark tasks that read its parts themselves (no JVM
+    rows): its URI and how tasks reach it (endpoint and region passed explicitly)."""
+
+    uri: str
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def location(self):
+        from .featurize import Location
+
+        return Location(self.endpoint_url, self.region)

@@ -27,10 +27,8 @@ from dagster import (
     asset,
     multi_asset,
 )
-from pyspark.ml import PipelineModel
-from pyspark.sql import DataFrame
 
-from .artifacts import FeatureModelArtifact, StagedParquet
+from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet
 from .featurize import (
     FEATURES_SCHEMA,
     REJECT_COLUMNS,
@@ -39,11 +37,12 @@ from .featurize import (
     read_back,
     spark_path_root,
 )
+from .pca_math import PcaModel
 from .plots import explained_variance_png, markdown_image, scatter_png
 from .resources import FruitsSpark, ImageStore, StagingArea
 from .run_config import FeatureModelConfig, FeaturizeConfig, PcaConfig
 from .settings import expected_error
-from .spark_pca import components, fit_pca, project
+from .spark_pca import PCA_SCHEMA, fit_pca, project, row_groups
 
 GROUP = "fruits"
 
@@ -155,11 +154,14 @@ def feature_model(context: AssetExecutionContext,
     import keras
     import tensorflow as tf
 
-    from .keras_model import FEATURE_DIM, build_model, to_tflite
+    from .keras_model import FEATURE_DIM, WeightsUnavailable, build_model, to_tflite
     from .litert_runtime import model_digest
 
     started = time.perf_counter()
-    built = build_model(config.weights)
+    try:
+        built = build_model(config.weights)
+    except WeightsUnavailable as exc:
+        raise expected_error(Failure(str(exc))) from None
     for note in built.notes:
         (context.log.warning if not built.pretrained else context.log.info)(note)
     model_bytes = to_tflite(built.model)
@@ -182,7 +184,6 @@ def feature_model(context: AssetExecutionContext,
     return MaterializeResult(
         value=FeatureModelArtifact(model_bytes, provenance),
         metadata={
-            "dagster/row_count": 1,  # one model: the asset's only row
             "weights_source": built.weights_source,
             "weights_uri": built.weights_uri,
             "pretrained": built.pretrained,
@@ -311,30 +312,35 @@ def image_features(
 # ---------------------------------------------------------------- PCA
 @asset(
     group_name=GROUP,
-    kinds={"spark"},
+    kinds={"spark", "numpy"},
     check_specs=[AssetCheckSpec("explained_variance_target", asset="pca_model",
                                 description="the chosen k reaches the explained-variance target")],
 )
-def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features: DataFrame,
+def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features: ParquetParts,
               pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
-    """Spark ML pipeline (optional StandardScaler + PCA) fitted on the Training split; k from the target."""
+    """PCA fitted on the Training split (all rows if there is none), k from the variance target:
+    Spark tasks reduce their row groups to moments, the driver merges them and solves one
+    1280 x 1280 eigenproblem. Stored as pca.npz + pca.json (open format, see README)."""
     started = time.perf_counter()
-    fit = fit_pca(image_features, config.target_variance, config.max_k, config.standardize)
-    sel = fit.selection
-    cumulative = np.cumsum(fit.ratios).tolist()
+    result = fit_pca(pyspark.spark_session, image_features.uri, image_features.location(),
+                     config.target_variance, config.max_k, config.standardize)
+    model = result.model
+    sel = model.selection
+    cumulative = np.cumsum(model.explained_variance_ratio).tolist()
     (context.log.info if sel.reached else context.log.warning)(sel.reason)
     return MaterializeResult(
-        value=fit.model,
+        value=model,
         metadata={
-            "dagster/row_count": sel.k,  # the model is a k x dim matrix of principal components
             "k": sel.k,
             "explained_variance": round(sel.explained_variance, 6),
             "target": sel.target,
             "target_reached": sel.reached,
             "selection": sel.reason,
             "standardized": config.standardize,
-            "fitted_on": fit.fitted_on,
-            "fit_rows": fit.fit_rows,
+            "fitted_on": model.fitted_on,
+            "fit_rows": model.fit_rows,
+            "moments_seconds": round(result.moments_seconds, 2),
+            "eig_seconds": round(result.eig_seconds, 2),
             "fit_seconds": round(time.perf_counter() - started, 2),
             "cumulative_explained_variance": MetadataValue.md(
                 markdown_image(explained_variance_png(cumulative, sel.k, sel.target), "explained variance")),
@@ -354,41 +360,45 @@ PCA_CHECKS = ["pca_rows_match", "pca_dims", "pca_finite"]
     kinds={"spark", "parquet"},
     check_specs=[AssetCheckSpec(name, asset="image_pca", blocking=True) for name in PCA_CHECKS],
 )
-def image_pca(context: AssetExecutionContext, pca_model: PipelineModel, image_features: DataFrame,
-              pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
-    """Every image projected on the k principal components: path, label, split, pca float[k]."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    k = components(pca_model)
-    out = project(pca_model, image_features).persist(StorageLevel.MEMORY_AND_DISK)
-    stats = out.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(F.size("pca") != k, 1).otherwise(0)).alias("bad_dims"),
-        F.sum(F.when(F.exists("pca", lambda x: F.isnan(x) | (F.abs(x) == float("inf"))), 1)
-              .otherwise(0)).alias("non_finite"),
-    ).first()
-    n_features = image_features.count()
-    points = out.select(F.col("pca")[0].alias("x"), F.col("pca")[1 if k > 1 else 0].alias("y"), "label") \
-        .limit(3000).toPandas()
+def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_features: ParquetParts,
+              staging: StagingArea, pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
+    """Every image projected on the k principal components: path, label, split, pca float[k].
+    Tasks read the feature row groups and write their own parts, as featurization does."""
+    k = pca_model.k
+    staged = staging.new_dir("image_pca", context.run_id)
+    started = time.perf_counter()
+    try:
+        summary = project(pyspark.spark_session, image_features.uri, image_features.location(), pca_model,
+                          staged, staging.location())
+    except BaseException:
+        staging.discard(staged)
+        raise
+    seconds = time.perf_counter() - started
+    counts = summary[summary["x"].isna()]
+    points = summary[summary["x"].notna()]
+    n_rows, non_finite, bad_dims = (int(counts[c].sum()) for c in ("rows", "non_finite", "bad_dims"))
+    n_features = sum(u.rows for u in row_groups(image_features.uri, image_features.location()))
+    written = read_back(staged, 0, staging.location(), column="pca")
     scatter = scatter_png(points["x"].tolist(), points["y"].tolist(), points["label"].fillna("?").tolist(),
                           "first two principal components")
     checks = [
         AssetCheckResult(asset_key="image_pca", check_name="pca_rows_match",
-                         passed=int(stats["rows"]) == n_features,
-                         metadata={"pca_rows": int(stats["rows"]), "feature_rows": n_features}),
-        AssetCheckResult(asset_key="image_pca", check_name="pca_dims", passed=int(stats["bad_dims"] or 0) == 0,
-                         metadata={"k": k, "rows_with_other_dims": int(stats["bad_dims"] or 0)}),
-        AssetCheckResult(asset_key="image_pca", check_name="pca_finite", passed=int(stats["non_finite"] or 0) == 0,
-                         metadata={"rows_with_nan_or_inf": int(stats["non_finite"] or 0)}),
+                         passed=n_rows == n_features == written.rows,
+                         metadata={"pca_rows": n_rows, "feature_rows": n_features, "parquet_rows": written.rows}),
+        AssetCheckResult(asset_key="image_pca", check_name="pca_dims",
+                         passed=bad_dims == 0 and written.values == written.rows * k,
+                         metadata={"k": k, "rows_with_other_dims": bad_dims, "parquet_values": written.values}),
+        AssetCheckResult(asset_key="image_pca", check_name="pca_finite", passed=non_finite == 0,
+                         metadata={"rows_with_nan_or_inf": non_finite}),
     ]
-    yield from audit_or_fail("image_pca", checks, on_fail=out.unpersist)
+    yield from audit_or_fail("image_pca", checks, on_fail=lambda: staging.discard(staged))
     yield MaterializeResult(
         asset_key="image_pca",
-        value=out,
+        value=StagedParquet(staged, tuple((f.name, str(f.type)) for f in PCA_SCHEMA)),
         metadata={
-            "dagster/row_count": int(stats["rows"]),
+            "dagster/row_count": n_rows,
             "k": k,
+            "project_seconds": round(seconds, 2),
             "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
         },
     )

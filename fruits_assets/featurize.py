@@ -108,14 +108,15 @@ class PartWriter:
     """The parquet part of one task: row groups built from flat float32 buffers (no per-row
     Python objects for the vectors, no dictionary pages for values that never repeat)."""
 
-    def __init__(self, uri: str, location: Location, row_group_rows: int):
+    def __init__(self, uri: str, location: Location, row_group_rows: int, schema: pa.Schema = FEATURES_SCHEMA):
         import pyarrow.parquet as pq
 
         fs, path = location.filesystem(uri)
         if "://" not in uri:
             fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         self._stream = fs.open_output_stream(path)
-        self._writer = pq.ParquetWriter(self._stream, FEATURES_SCHEMA, compression="snappy",
+        self._schema = schema  # path, label, split, <vector> list<float32>
+        self._writer = pq.ParquetWriter(self._stream, schema, compression="snappy",
                                         use_dictionary=["path", "label", "split"])
         self._row_group_rows = row_group_rows
         self._pending: list[tuple[list, list, list, np.ndarray]] = []
@@ -137,7 +138,7 @@ class PartWriter:
         offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
         columns = [pa.array([v for p in self._pending for v in p[k]], pa.string()) for k in range(3)]
         table = pa.Table.from_arrays(
-            [*columns, pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))], schema=FEATURES_SCHEMA)
+            [*columns, pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1)))], schema=self._schema)
         self._writer.write_table(table, row_group_size=max(n, 1))
         self.rows += n
         self._pending, self._pending_rows = [], 0
@@ -255,15 +256,17 @@ class WrittenParts:
     sample: np.ndarray
 
 
-def read_back(uri: str, sample_limit: int = 1000, location: Location = Location()) -> WrittenParts:
-    """Open each part under ``uri`` once: footer counts plus the first vectors of each part."""
+def read_back(uri: str, sample_limit: int = 1000, location: Location = Location(),
+              column: str = "features") -> WrittenParts:
+    """Open each part under ``uri`` once: footer counts plus the first vectors of each part (none
+    when ``sample_limit`` is 0)."""
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
     fs, path = location.filesystem(uri)
     parts = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
                    if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
-    column = FEATURES_SCHEMA.get_field_index("features")
+    name, column = column, FEATURES_SCHEMA.get_field_index("features")  # the vector is the 4th column
     rows = values = 0
     chunks, per_part = [], max(1, sample_limit // max(1, len(parts)))
     for part in parts:
@@ -272,9 +275,9 @@ def read_back(uri: str, sample_limit: int = 1000, location: Location = Location(
             meta = pf.metadata
             rows += meta.num_rows
             values += sum(meta.row_group(g).column(column).num_values for g in range(meta.num_row_groups))
-            if meta.num_rows:
+            if meta.num_rows and sample_limit:
                 # The first batch only: reading the whole row group costs 3-20x more.
-                vectors = next(pf.iter_batches(batch_size=per_part, columns=["features"])).column(0)
+                vectors = next(pf.iter_batches(batch_size=per_part, columns=[name])).column(0)
                 flat = vectors.flatten().to_numpy()  # one buffer, no per-row arrays
                 chunks.append(flat.reshape(len(vectors), len(flat) // len(vectors)))
     sample = np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)

@@ -19,13 +19,16 @@ from dagster import (
     TableSchema,
 )
 
-from .artifacts import FeatureModelArtifact, StagedParquet
+from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet
+from .pca_math import PcaModel, load_npz, save_npz
 from .resources import FruitsSpark
 from .run_ledger import RunLedger
 from .storage import VersionedStore, join
 
 MODEL_FILE = "model.tflite"
 PROVENANCE_FILE = "provenance.json"
+PCA_ARRAYS_FILE = "pca.npz"   # mean, scale, components, explained variance: fruits_assets.pca_math.load_npz
+PCA_META_FILE = "pca.json"
 
 
 def _is_spark_df(obj: Any) -> bool:
@@ -127,6 +130,11 @@ class VersionedIOManager(ConfigurableIOManager):
             store.write_bytes(join(uri, MODEL_FILE), obj.model_bytes)
             store.write_bytes(join(uri, PROVENANCE_FILE), json.dumps(obj.provenance, indent=2).encode())
             kind = "feature_model"
+        elif isinstance(obj, PcaModel):
+            arrays, meta = save_npz(obj)
+            store.write_bytes(join(uri, PCA_ARRAYS_FILE), arrays)
+            store.write_bytes(join(uri, PCA_META_FILE), meta)
+            kind = "pca_npz"
         elif _is_spark_ml(obj):
             obj.write().save(uri)
             kind = "spark_ml"
@@ -150,12 +158,17 @@ class VersionedIOManager(ConfigurableIOManager):
         if kind == "feature_model":
             provenance = json.loads(self.store.read_bytes(join(published.uri, PROVENANCE_FILE)))
             return FeatureModelArtifact(self.store.read_bytes(join(published.uri, MODEL_FILE)), provenance)
+        if kind == "pca_npz":
+            return load_npz(self.store.read_bytes(join(published.uri, PCA_ARRAYS_FILE)),
+                            self.store.read_bytes(join(published.uri, PCA_META_FILE)))
         if kind == "spark_ml":
             from pyspark.ml import PipelineModel
 
             self.pyspark.spark_session  # noqa: B018 - a session must exist before loading ML models
             return PipelineModel.load(published.uri)
         if kind in ("parquet", "spark_parquet"):
+            if context.dagster_type.typing_type is ParquetParts:
+                return ParquetParts(published.uri, self.endpoint_url, self.region)
             if self._spark_wanted(context):
                 return self.pyspark.spark_session.read.parquet(published.uri)
             import pyarrow.dataset as ds

@@ -1,81 +1,189 @@
-"""Spark ML PCA over the feature vectors: optional StandardScaler, k from a variance target."""
+"""PCA over the published feature parts with Spark tasks and NumPy: tasks read their parquet row
+groups straight from storage (no JVM rows of 1,280 floats), return small moments or write their
+own projected parts; the driver merges d x d moments and runs one eigendecomposition.
+
+Measured against Spark ML's two fits (probe at up to 512 components, then a refit), the JVM SVD
+without native BLAS and the JVM round trip of every vector (README, "Performance").
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
-from .pca_selection import KSelection, select_k
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
-VECTOR_COL = "features_vec"
+from .featurize import PART_NAME, Location, PartWriter
+from .pca_math import Moments, PcaModel, fit
+
+PCA_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+                        ("pca", pa.list_(pa.field("element", pa.float32())))])
+FIT_SPLIT = "Training"
+SCATTER_POINTS = 3000
+_PROJECT_DDL = "rows long, non_finite long, bad_dims long, x float, y float, label string"
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    path: str     # file path inside its filesystem (no scheme)
+    index: int
+    rows: int
+
+
+def row_groups(uri: str, location: Location) -> list[RowGroup]:
+    """Every row group of the parquet parts under ``uri``, from their footers (the work units)."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs, path = location.filesystem(uri)
+    units = []
+    for info in sorted(fs.get_file_info(pafs.FileSelector(path)), key=lambda i: i.path):
+        if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet"):
+            continue
+        with fs.open_input_file(info.path) as fh:
+            meta = pq.ParquetFile(fh).metadata
+            units += [RowGroup(info.path, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
+    return units
+
+
+def _matrix(vectors: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 (n, d) matrix of the rows whose length is the most common one, boolean mask of those rows)."""
+    if isinstance(vectors, pa.ChunkedArray):
+        vectors = vectors.combine_chunks()
+    lengths = np.diff(vectors.offsets.to_numpy())
+    if len(lengths) == 0:
+        return np.empty((0, 0), dtype=np.float32), np.zeros(0, dtype=bool)
+    dim = int(np.bincount(lengths).argmax())
+    ok = lengths == dim
+    flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if ok.all():
+        return flat.reshape(len(lengths), dim), ok
+    starts = vectors.offsets.to_numpy()[:-1][ok]
+    return np.stack([flat[s: s + dim] for s in starts - vectors.offsets[0].as_py()]), ok
+
+
+def _units_frame(spark, units: list[RowGroup]):
+    frame = pd.DataFrame({"path": [u.path for u in units], "index": [u.index for u in units]})
+    parts = max(1, min(len(units), spark.sparkContext.defaultParallelism))
+    return spark.createDataFrame(frame).repartition(parts)
+
+
+def _read(fs, unit_path: str, index: int, columns: list[str]) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    with fs.open_input_file(unit_path) as fh:
+        return pq.ParquetFile(fh).read_row_group(index, columns=columns)
+
+
+def moments(spark, uri: str, location: Location) -> tuple[Moments, Moments]:
+    """(moments of the Training rows, moments of the others), one pass over the parts."""
+    units = row_groups(uri, location)
+    if not units or sum(u.rows for u in units) == 0:
+        return Moments.empty(0), Moments.empty(0)
+    store_uri = uri
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs = location.filesystem(store_uri)[0]
+        train = other = None
+        for batch in batches:
+            for unit_path, index in zip(batch.column("path").to_pylist(), batch.column("index").to_pylist()):
+                table = _read(fs, unit_path, index, ["split", "features"])
+                matrix, ok = _matrix(table.column("features"))
+                is_train = np.asarray(table.column("split").to_pylist(), dtype=object)[ok] == FIT_SPLIT
+                for rows, name in ((matrix[is_train], "train"), (matrix[~is_train], "other")):
+                    m = Moments.of(rows) if len(rows) else None
+                    if m is None:
+                        continue
+                    if name == "train":
+                        train = m if train is None else train.merge(m)
+                    else:
+                        other = m if other is None else other.merge(m)
+        yield pa.RecordBatch.from_pydict({
+            "train": [train.to_bytes() if train else None], "other": [other.to_bytes() if other else None]},
+            schema=pa.schema([("train", pa.binary()), ("other", pa.binary())]))
+
+    rows = _units_frame(spark, units).mapInArrow(run, "train binary, other binary").collect()
+    train = other = None
+    for row in rows:
+        for blob, which in ((row["train"], "train"), (row["other"], "other")):
+            if blob is None:
+                continue
+            m = Moments.from_bytes(bytes(blob))
+            if which == "train":
+                train = m if train is None else train.merge(m)
+            else:
+                other = m if other is None else other.merge(m)
+    dim = (train or other).mean.shape[0]
+    return train or Moments.empty(dim), other or Moments.empty(dim)
 
 
 @dataclass
 class PcaFit:
-    model: object              # pyspark.ml.PipelineModel
-    selection: KSelection
-    ratios: list[float]         # per-component explained-variance ratios (probe fit)
-    fitted_on: str              # "Training split" | "all rows"
-    fit_rows: int
+    model: PcaModel
+    moments_seconds: float
+    eig_seconds: float
 
 
-def as_vectors(features_df):
-    """Add the ``features_vec`` ML vector column Spark ML estimators need."""
-    from pyspark.ml.functions import array_to_vector
+def fit_pca(spark, uri: str, location: Location, target: float, max_k: int, standardize: bool) -> PcaFit:
+    """Fit on the Training split when it has rows (all rows otherwise); k from the target."""
+    import time
 
-    return features_df.withColumn(VECTOR_COL, array_to_vector("features"))
-
-
-def _pipeline(k: int, standardize: bool):
-    from pyspark.ml import Pipeline
-    from pyspark.ml.feature import PCA, StandardScaler
-
-    stages = []
-    pca_input = VECTOR_COL
-    if standardize:
-        stages.append(StandardScaler(inputCol=VECTOR_COL, outputCol="scaled", withMean=True, withStd=True))
-        pca_input = "scaled"
-    stages.append(PCA(k=k, inputCol=pca_input, outputCol="pca_vec"))
-    return Pipeline(stages=stages)
+    started = time.perf_counter()
+    train, other = moments(spark, uri, location)
+    middle = time.perf_counter()
+    if train.n >= 2:
+        model = fit(train, target, max_k, standardize, "Training split")
+    else:
+        model = fit(train.merge(other), target, max_k, standardize, "all rows")
+    return PcaFit(model, middle - started, time.perf_counter() - middle)
 
 
-def fit_pca(features_df, target: float = 0.95, max_k: int = 512, standardize: bool = False) -> PcaFit:
-    """Fit on the Training split when present (all rows otherwise), choosing k from the target.
+def project(spark, uri: str, location: Location, model: PcaModel, out_uri: str, out_at: Location,
+            row_group_rows: int = 8192) -> pd.DataFrame:
+    """Every feature row projected, written by the tasks as parquet parts under ``out_uri``
+    (``path, label, split, pca float[k]``); returns per-task counts and a scatter sample."""
+    units = row_groups(uri, location)
+    n_tasks = max(1, min(len(units), spark.sparkContext.defaultParallelism))
+    per_task_points = max(1, SCATTER_POINTS // n_tasks)
+    out_uri = out_uri.rstrip("/")
+    store_uri = uri
 
-    One probe fit with ``min(dim, max_k, rows)`` components gives the explained-variance curve;
-    when the chosen k is smaller, the pipeline is refitted with exactly k components so the saved
-    model outputs k columns.
-    """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
 
-    train = features_df.where(F.col("split") == "Training")
-    fitted_on = "Training split"
-    if train.limit(1).count() == 0:
-        train, fitted_on = features_df, "all rows"
-    train = as_vectors(train).select(VECTOR_COL).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        rows = train.count()
-        if rows < 2:
-            raise ValueError(f"PCA needs at least 2 feature rows to fit, got {rows}")
-        dim = len(features_df.select("features").first()[0])
-        probe_k = max(1, min(dim, max_k, rows))
-        probe = _pipeline(probe_k, standardize).fit(train)
-        ratios = [float(v) for v in probe.stages[-1].explainedVariance.toArray()]
-        selection = select_k(ratios, target, max_k)
-        model = probe if selection.k == probe_k else _pipeline(selection.k, standardize).fit(train)
-        return PcaFit(model, selection, ratios, fitted_on, rows)
-    finally:
-        train.unpersist()
+        fs = location.filesystem(store_uri)[0]
+        writer = PartWriter(f"{out_uri}/{PART_NAME.format(TaskContext.get().partitionId())}", out_at,
+                            row_group_rows, PCA_SCHEMA)
+        rows = non_finite = bad = 0
+        xs, ys, labels = [], [], []
+        for batch in batches:
+            for unit_path, index in zip(batch.column("path").to_pylist(), batch.column("index").to_pylist()):
+                table = _read(fs, unit_path, index, ["path", "label", "split", "features"])
+                matrix, ok = _matrix(table.column("features"))
+                bad += int((~ok).sum())
+                keep = np.nonzero(ok)[0]
+                if matrix.shape[0] and matrix.shape[1] != model.mean.shape[0]:
+                    bad += len(keep)
+                    continue
+                projected = model.project(matrix) if len(keep) else np.empty((0, model.k), np.float32)
+                non_finite += int((~np.isfinite(projected).all(axis=1)).sum())
+                cols = [table.column(c).take(pa.array(keep)).to_pylist() for c in ("path", "label", "split")]
+                writer.add(*cols, projected)
+                rows += len(keep)
+                room = per_task_points - len(xs)
+                if room > 0 and len(keep):
+                    xs += projected[:room, 0].tolist()
+                    ys += projected[:room, 1 if model.k > 1 else 0].tolist()
+                    labels += cols[1][:room]
+        writer.close()
+        yield pa.RecordBatch.from_pydict(
+            {"rows": [rows] + [0] * len(xs), "non_finite": [non_finite] + [0] * len(xs),
+             "bad_dims": [bad] + [0] * len(xs), "x": [None] + xs, "y": [None] + ys, "label": [None] + labels},
+            schema=pa.schema([("rows", pa.int64()), ("non_finite", pa.int64()), ("bad_dims", pa.int64()),
+                              ("x", pa.float32()), ("y", pa.float32()), ("label", pa.string())]))
 
-
-def project(model, features_df):
-    """Apply a fitted pipeline: ``path, label, split, pca float[k]``."""
-    from pyspark.ml.functions import vector_to_array
-
-    out = model.transform(as_vectors(features_df))
-    return out.select("path", "label", "split",
-                      vector_to_array("pca_vec", dtype="float32").alias("pca"))
-
-
-def components(model) -> int:
-    return int(model.stages[-1].getK())
+    if not units:
+        return pd.DataFrame(columns=["rows", "non_finite", "bad_dims", "x", "y", "label"])
+    return _units_frame(spark, units).mapInArrow(run, _PROJECT_DDL).toPandas()

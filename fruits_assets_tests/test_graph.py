@@ -56,10 +56,11 @@ def test_materializations_record_uri_and_row_count(graph_run):
     for asset in ALL_ASSETS:
         meta = materialization(result, asset)
         assert meta["dagster/uri"].value == store.require_current(asset).uri
-    counts = {a: materialization(result, a)["dagster/row_count"].value for a in ALL_ASSETS}
-    k = materialization(result, "pca_model")["k"].value
-    assert counts == {"raw_images": 100 + len(bad), "feature_model": 1, "image_features": 100,
-                      "image_rejects": len(bad), "pca_model": k, "image_pca": 100}
+    tables = ["raw_images", "image_features", "image_rejects", "image_pca"]
+    counts = {a: materialization(result, a)["dagster/row_count"].value for a in tables}
+    assert counts == {"raw_images": 100 + len(bad), "image_features": 100, "image_rejects": len(bad), "image_pca": 100}
+    # models are not tables: no row count (k was shown as pca_model's "Row count")
+    assert all("dagster/row_count" not in materialization(result, a) for a in ("feature_model", "pca_model"))
 
 
 def test_outputs_on_disk(graph_run):
@@ -173,3 +174,32 @@ def test_image_features_alone_can_be_selected(graph_run, tmp_path, dirty_images)
     assert after["image_features"] != before["image_features"]
     assert {a: v for a, v in after.items() if a != "image_features"} == \
         {a: v for a, v in before.items() if a != "image_features"}
+
+
+def test_image_pca_equals_numpy_svd_per_row(graph_run):
+    """The moments-based PCA gives, per row, what a NumPy SVD of the same Training rows gives
+    (centred, components with the largest loading positive), within float32 tolerance."""
+    import numpy as np
+
+    from fruits_assets.pca_math import load_npz
+
+    _, data, _ = graph_run
+    store = VersionedStore(str(data))
+    features = pd.read_parquet(store.require_current("image_features").uri).sort_values("path", ignore_index=True)
+    pca = pd.read_parquet(store.require_current("image_pca").uri).sort_values("path", ignore_index=True)
+    model_dir = Path(store.require_current("pca_model").uri)
+    model = load_npz((model_dir / "pca.npz").read_bytes(), (model_dir / "pca.json").read_bytes())
+    assert list(pca["path"]) == list(features["path"])
+    x = np.stack(features["features"].to_numpy()).astype(np.float64)
+    train = x[(features["split"] == "Training").to_numpy()]
+    mean = train.mean(axis=0)
+    _, s, vt = np.linalg.svd(train - mean, full_matrices=False)
+    k = model.k
+    ratios = s ** 2 / (s ** 2).sum()
+    assert k == int(np.searchsorted(np.cumsum(ratios), 0.95 - 1e-9) + 1)
+    np.testing.assert_allclose(model.explained_variance_ratio[:k], ratios[:k], rtol=1e-4, atol=1e-7)
+    vt = vt[:k] * np.sign(vt[np.arange(k), np.argmax(np.abs(vt[:k]), axis=1)])[:, None]
+    expected = (x - mean) @ vt.T
+    got = np.stack(pca["pca"].to_numpy())
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, atol=1e-4 * scale, rtol=1e-3)
