@@ -25,7 +25,7 @@ java:
 	  echo "error: Java >= 17 is required by Spark (found: $${v:-none}); install e.g. openjdk-17-jre-headless" >&2; exit 1; fi
 
 demo: java install
-	@mkdir -p "$(DAGSTER_HOME)" && touch "$(DAGSTER_HOME)/dagster.yaml"
+	@$(BIN)/fruits-assets home init >/dev/null
 	@if [ -z "$(FRUITS_IMAGES_DIR)" ] && [ ! -d "$(DEMO_IMAGES_DIR)" ]; then \
 	  $(BIN)/python -m fruits_assets.sample_data "$(DEMO_IMAGES_DIR)" --images $(SAMPLE_IMAGES); fi
 	FRUITS_IMAGES_DIR="$(DEMO_IMAGES_DIR)" $(BIN)/dagster asset materialize -m fruits_assets --select '*'
@@ -35,7 +35,7 @@ test: java install
 	$(BIN)/python -m pytest
 
 ui: java install
-	@mkdir -p "$(DAGSTER_HOME)" && touch "$(DAGSTER_HOME)/dagster.yaml"
+	@$(BIN)/fruits-assets home init >/dev/null
 	$(BIN)/dagster dev -w workspace.yaml
 
 bench: java install

@@ -125,6 +125,17 @@ def cmd_gc(args) -> int:
     return 0
 
 
+def cmd_home_init(args) -> int:
+    from .instance_storage import init_home
+
+    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise settings.SettingsError("DAGSTER_HOME is not set (export DAGSTER_HOME=$PWD/.dagster_home, "
+                                     "or pass --dagster-home)")
+    print(f"Dagster instance: {init_home(home)}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fruits-assets", description="bucket and EMR cluster for fruits-assets")
     p.add_argument("--allow-non-eu-region", action="store_true",
@@ -133,6 +144,11 @@ def parser() -> argparse.ArgumentParser:
     s3 = groups.add_parser("s3").add_subparsers(dest="command", required=True)
     s3.add_parser("init", help="create the bucket: encrypted, private, TLS only, versioned, lifecycle rules"
                   ).set_defaults(fn=cmd_s3_init)
+    home = groups.add_parser("home").add_subparsers(dest="command", required=True)
+    home_init = home.add_parser("init", help="create DAGSTER_HOME with this project's dagster.yaml "
+                                             "(SQLite storage safe for concurrent first runs)")
+    home_init.add_argument("--dagster-home", help="default: $DAGSTER_HOME")
+    home_init.set_defaults(fn=cmd_home_init)
     gc = groups.add_parser("gc", help="remove residue of dead runs; mark runs whose process died as failed")
     gc.add_argument("--max-age-hours", type=float, default=24,
                     help="runs the instance does not know are taken as dead after this long (default 24)")

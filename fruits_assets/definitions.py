@@ -13,7 +13,7 @@ from dagster import (
 
 from . import assets, settings
 from .io_manager import VersionedIOManager
-from .resources import FruitsSpark, ImageStore, StagingArea
+from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
 
 LOCAL_SPARK_CONFIG = {
     "spark.master": settings.spark_master(),
@@ -41,6 +41,7 @@ def local_resources(data_root: str | None = None, images_dir: str | None = None,
         "images": ImageStore(uri=images_dir or settings.images_dir()),
         "staging": StagingArea(uri=os.path.join(root, "_staging")),
         "io_manager": VersionedIOManager(root=root, pyspark=spark, staging_uri=os.path.join(root, "_staging")),
+        "published": PublishedOutputs(root=root),
     }
 
 

@@ -118,3 +118,34 @@ class StagingArea(ConfigurableResource):
             fs.delete_dir(path)
         except OSError:  # includes FileNotFoundError: nothing was staged
             pass
+
+
+class PublishedOutputs(ConfigurableResource):
+    """Read access to what is published (the same root as the IO manager), for assets that
+    decide from the last published version whether work is needed at all."""
+
+    root: str
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+
+    def store(self):
+        from .storage import VersionedStore
+
+        return VersionedStore(self.root, self.endpoint_url, self.region)
+
+    def feature_model(self):
+        """The published feature model (FeatureModelArtifact) with its version, or (None, None)."""
+        import json
+
+        from .artifacts import FeatureModelArtifact
+
+        store = self.store()
+        current = store.current("feature_model")
+        if current is None:
+            return None, None
+        try:
+            provenance = json.loads(store.read_bytes(join(current.uri, "provenance.json")))
+            model = store.read_bytes(join(current.uri, "model.tflite"))
+        except OSError:
+            return None, None
+        return FeatureModelArtifact(model, provenance), current.version

@@ -213,7 +213,11 @@ def test_emr_up_creates_the_security_configuration_and_sends_it(tmp_path, aws, m
 
 
 def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monkeypatch):
-    from fruits_assets.emr.cluster import JUPYTERHUB_SECRET_KEY, ClusterSpec, create_cluster
+    from fruits_assets.emr.cluster import (
+        JUPYTERHUB_SECRET_KEY,
+        ClusterSpec,
+        create_cluster,
+    )
 
     for key, value in (("FRUITS_S3_BUCKET", BUCKET), ("FRUITS_AWS_REGION", REGION),
                        ("FRUITS_EMR_KMS_KEY_ARN", KMS_KEY), ("FRUITS_EMR_JUPYTERHUB", "1"),

@@ -7,7 +7,11 @@ import pytest
 from dagster import AssetCheckSeverity, AssetKey, materialize
 
 from fruits_assets import assets
-from fruits_assets.definitions import LOCAL_SPARK_CONFIG, build_definitions, local_resources
+from fruits_assets.definitions import (
+    LOCAL_SPARK_CONFIG,
+    build_definitions,
+    local_resources,
+)
 from fruits_assets.storage import VersionedStore
 
 ALL_ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca"]
@@ -203,3 +207,34 @@ def test_image_pca_equals_numpy_svd_per_row(graph_run):
     got = np.stack(pca["pca"].to_numpy())
     scale = np.abs(expected).max()
     np.testing.assert_allclose(got, expected, atol=1e-4 * scale, rtol=1e-3)
+
+
+def test_feature_model_is_reused_when_nothing_changed(graph_run, seeded_weights, tmp_path):
+    """Same weights setting, code and TF/Keras: the stored flatbuffer is re-emitted without a Keras
+    build or conversion; another weights file is built anew."""
+    _, data, _ = graph_run
+    store = VersionedStore(str(data))
+    before = store.require_current("feature_model")
+    resources = local_resources(str(data), str(tmp_path), SPARK)
+    again = materialize(all_assets(), resources=resources, selection=[AssetKey("feature_model")],
+                        run_config={"ops": {"feature_model": {"config": {"weights": str(seeded_weights)}}}})
+    meta = materialization(again, "feature_model")
+    assert meta["reused"].value is True and meta["reused_from_version"].value == before.version
+    assert meta["build_seconds"].value < 2
+    after = store.require_current("feature_model")
+    assert after.version != before.version
+    assert (Path(after.uri) / "model.tflite").read_bytes() == (Path(before.uri) / "model.tflite").read_bytes()
+
+
+
+def test_build_key_changes_with_weights_and_code(seeded_weights, tmp_path, monkeypatch):
+    from fruits_assets import keras_model
+
+    same = keras_model.build_key(str(seeded_weights))
+    assert keras_model.build_key(str(seeded_weights)) == same
+    other = tmp_path / "other.weights.h5"
+    other.write_bytes(Path(seeded_weights).read_bytes() + b"\0")  # same path shape, other bytes
+    assert keras_model.build_key(str(other)) != same
+    assert keras_model.build_key("random") != same
+    monkeypatch.setattr(keras_model, "MODEL_CODE_VERSION", "changed-preprocessing")
+    assert keras_model.build_key(str(seeded_weights)) != same

@@ -215,27 +215,31 @@ def s3_env(moto_s3, monkeypatch):
     return moto_s3
 
 
+# moto's backends are process-wide: a bucket name no other test uses
+INVENTORY_BUCKET = "inventory-test-images"
+
+
 def test_s3_keys_are_classified_and_folder_markers_ignored(s3_env):
     s3 = s3_env.client("s3")
-    s3.create_bucket(Bucket="imgs", CreateBucketConfiguration={"LocationConstraint": s3_env.region})
+    s3.create_bucket(Bucket=INVENTORY_BUCKET, CreateBucketConfiguration={"LocationConstraint": s3_env.region})
     objects = {"raw/Training/Apple/1.gif": image_bytes("GIF"), "raw/Training/Apple/notes.txt": b"hello",
                "raw/Training/folder/": b"", "raw/Test/": b"", "raw/stray.webp": image_bytes("WEBP"),
                "raw2/Training/Apple/2.jpg": b"outside the prefix"}
     for key, body in objects.items():
-        s3.put_object(Bucket="imgs", Key=key, Body=body)
-    result = scan("s3://imgs/raw", endpoint_url=s3_env.endpoint, region=s3_env.region)
+        s3.put_object(Bucket=INVENTORY_BUCKET, Key=key, Body=body)
+    result = scan(f"s3://{INVENTORY_BUCKET}/raw", endpoint_url=s3_env.endpoint, region=s3_env.region)
     assert result.images.to_dict("records") == [
-        {"path": "s3://imgs/raw/Training/Apple/1.gif", "label": "Apple", "split": "Training",
+        {"path": f"s3://{INVENTORY_BUCKET}/raw/Training/Apple/1.gif", "label": "Apple", "split": "Training",
          "bytes": len(objects["raw/Training/Apple/1.gif"])},
-        {"path": "s3://imgs/raw/stray.webp", "label": None, "split": None,
+        {"path": f"s3://{INVENTORY_BUCKET}/raw/stray.webp", "label": None, "split": None,
          "bytes": len(objects["raw/stray.webp"])},
     ]
     assert result.skipped.to_dict("records") == [
-        {"path": "s3://imgs/raw/Training/Apple/notes.txt", "reason": "not an image by name (.txt)"}]
+        {"path": f"s3://{INVENTORY_BUCKET}/raw/Training/Apple/notes.txt", "reason": "not an image by name (.txt)"}]
 
-    s3.put_object(Bucket="imgs", Key="empty/", Body=b"")
-    empty = scan("s3://imgs/empty/", endpoint_url=s3_env.endpoint, region=s3_env.region)
+    s3.put_object(Bucket=INVENTORY_BUCKET, Key="empty/", Body=b"")
+    empty = scan(f"s3://{INVENTORY_BUCKET}/empty/", endpoint_url=s3_env.endpoint, region=s3_env.region)
     assert empty.images.empty and empty.skipped.empty
-    for missing in ("s3://imgs/nothing-here", "s3://no-such-bucket/raw"):
+    for missing in (f"s3://{INVENTORY_BUCKET}/nothing-here", "s3://no-such-bucket/raw"):
         with pytest.raises(FileNotFoundError, match=f"image store {missing} does not exist"):
             scan(missing, endpoint_url=s3_env.endpoint, region=s3_env.region)

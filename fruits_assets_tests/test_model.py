@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from fruits_assets.decode import load_rgb, scale_to_unit_range
-from fruits_assets.keras_model import FEATURE_DIM, WeightsUnavailable, build_model, sha256_file, to_tflite
+from fruits_assets.keras_model import (
+    FEATURE_DIM,
+    WeightsUnavailable,
+    build_model,
+    sha256_file,
+    to_tflite,
+)
 from fruits_assets.litert_runtime import LiteRTFeatureExtractor, cached_extractor
 
 

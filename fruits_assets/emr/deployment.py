@@ -11,7 +11,7 @@ from dagster_aws.s3 import S3Resource
 
 from .. import settings
 from ..io_manager import VersionedIOManager
-from ..resources import FruitsSpark, ImageStore, StagingArea
+from ..resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -62,5 +62,6 @@ def emr_resources() -> dict:
                                region=s.region),
         "io_manager": VersionedIOManager(root=s.assets_uri, pyspark=spark, endpoint_url=endpoint, region=s.region,
                                          staging_uri=f"s3://{s.bucket}/{s.staging_prefix}/outputs"),
+        "published": PublishedOutputs(root=s.assets_uri, endpoint_url=endpoint, region=s.region),
         "s3": S3Resource(region_name=s.region, endpoint_url=endpoint),
     }

@@ -1,0 +1,149 @@
+"""Whole-graph benchmark: `materialize('*')` on N sample images in one process, every step timed.
+
+    python benchmarks/graph.py --images 20000               # default settings (seeded random weights)
+    python benchmarks/graph.py --images 20000 --max-k 128
+    python benchmarks/graph.py --images 90483 --classes 131  # the Fruits-360 shape
+
+Spark start-up and the first (cold) build of the feature model are reported apart: the measured
+run reuses the stored model, as every run after the first does (README, "Performance"). The last
+line is always:
+
+    graph images=N k=K model_s=M featurize_s=F pca_fit_s=P project_s=R total_s=T
+          overhead_over_featurize=(T-F)/F driver_peak_rss_mb=D
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from featurize import OUT, log, spark_config, spark_processes, weights_file  # noqa: E402
+
+STEPS = ("raw_images", "feature_model", "image_features", "pca_model", "image_pca")
+
+
+class PeakRss:
+    """Peak resident memory per process group (driver Python, Spark JVM, Python workers), polled
+    from /proc (VmRSS of live processes; the driver's own VmHWM at the end)."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval, self.peak_kb, self._stop = interval, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            totals: dict[str, int] = {}
+            for pid, group in spark_processes():
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmRSS:"):
+                            kb = int(line.split()[1])
+                            # workers: the largest single worker; others: the process itself
+                            totals[group] = max(totals.get(group, 0), kb)
+                except OSError:
+                    pass
+            for group, kb in totals.items():
+                self.peak_kb[group] = max(self.peak_kb.get(group, 0), kb)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def mb(self, group: str) -> int:
+        return round(self.peak_kb.get(group, 0) / 1024)
+
+
+def step_seconds(instance, run_id: str) -> dict[str, float]:
+    from dagster import DagsterEventType
+
+    starts, seconds = {}, {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            seconds[event.step_key] = entry.timestamp - starts[event.step_key]
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=4000)
+    parser.add_argument("--classes", type=int, default=131, help="sample classes (Fruits-360: 131)")
+    parser.add_argument("--max-k", type=int, default=None, help="pca_model.max_k (default: the asset's default)")
+    parser.add_argument("--weights", default=None, help="weights setting (default: the seeded random weights file)")
+    parser.add_argument("--master", default="local[*]")
+    args = parser.parse_args()
+
+    from dagster import AssetKey, DagsterInstance, materialize
+
+    from fruits_assets import sample_data
+    from fruits_assets.definitions import build_definitions, local_resources
+    from fruits_assets.resources import FruitsSpark
+
+    images = OUT / "images" / f"n{args.images}-c{args.classes}"
+    started = time.perf_counter()
+    sample_data.generate(images, args.images, args.classes)
+    log(f"{args.images} images in {args.classes} classes under {images} ({time.perf_counter() - started:.1f}s)")
+    data = OUT / "graph-data"
+    shutil.rmtree(data, ignore_errors=True)
+    weights = args.weights or str(weights_file())
+    conf = spark_config(args.master)
+
+    started = time.perf_counter()
+    FruitsSpark(spark_config=conf).spark_session  # noqa: B018 - started here, reported apart
+    spark_start = time.perf_counter() - started
+
+    assets = list(build_definitions("local").assets)
+    resources = local_resources(str(data), str(images), conf)
+    run_config = {"ops": {"feature_model": {"config": {"weights": weights}}}}
+    if args.max_k:
+        run_config["ops"]["pca_model"] = {"config": {"max_k": args.max_k}}
+    instance = DagsterInstance.ephemeral()
+    started = time.perf_counter()
+    materialize(assets, resources=resources, run_config=run_config, instance=instance,
+                selection=[AssetKey("feature_model")])
+    first_build = time.perf_counter() - started
+
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        result = materialize(assets, resources=resources, run_config=run_config, instance=instance)
+        total = time.perf_counter() - started
+    steps = step_seconds(instance, result.run_id)
+    meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    k = meta["pca_model"]["k"].value
+    disk_mb = int(subprocess.run(["du", "-sm", str(data)], capture_output=True, text=True).stdout.split()[0])
+    featurize = steps["image_features"]
+    log(f"spark_start_s={spark_start:.1f} model_first_build_s={first_build:.1f} "
+        f"model_reused={meta['feature_model']['reused'].value}")
+    log("steps: " + " ".join(f"{s}={steps.get(s, 0):.1f}s" for s in STEPS)
+        + f" (pca moments {meta['pca_model']['moments_seconds'].value}s, "
+          f"eig {meta['pca_model']['eig_seconds'].value}s)")
+    log(f"peak RSS MB: driver_python={rss.mb('driver_python')} jvm={rss.mb('jvm')} "
+        f"python_worker={rss.mb('python_workers')}; disk used by outputs {disk_mb} MB")
+    print(f"graph images={args.images} k={k} model_s={steps['feature_model']:.1f} featurize_s={featurize:.1f} "
+          f"pca_fit_s={steps['pca_model']:.1f} project_s={steps['image_pca']:.1f} total_s={total:.1f} "
+          f"overhead_over_featurize={(total - featurize) / featurize:.2f} driver_peak_rss_mb={rss.mb('driver_python')}")
+
+
+if __name__ == "__main__":
+    main()
