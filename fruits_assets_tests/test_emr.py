@@ -190,23 +190,24 @@ def emr_cluster(tmp_path_factory, aws):
     harness.stop()
 
 
-def test_upload_and_featurize_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, seeded_weights):
+def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, seeded_weights):
     cluster_id, harness = emr_cluster
     images = tmp_path / "Fruits 360"
     sample_data.generate(images, 20)
     bad = add_bad_files(images)
     env = emr_env(tmp_path, aws, images=images, weights=str(seeded_weights), FRUITS_EMR_CLUSTER_ID=cluster_id)
-    select = "raw_images,feature_model,image_features,image_rejects"
+    select = "*"
     proc = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", select],
                           env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:] + "".join(
         p.read_text()[-3000:] for p in (harness.workdir / "steps").rglob("stderr.txt"))
     assert "RUN_SUCCESS" in log
-    # the step ran on the "cluster", through the launcher, and succeeded
-    assert [state for _, state, _ in harness.completed] == ["COMPLETED"]
+    # the Spark steps ran on the "cluster", through the launcher, and succeeded
+    assert [state for _, state, _ in harness.completed] == ["COMPLETED"] * 3
     steps = aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"]
-    assert any(s["Name"].endswith("image_features") for s in steps)
+    assert {name for name in ("image_features", "pca_model", "image_pca")
+            if any(s["Name"].endswith(name) for s in steps)} == {"image_features", "pca_model", "image_pca"}
     # its events came back into this run: check results computed on the cluster, then its logs
     assert "Asset check 'counts_reconcile' on 'image_features' passed" in log
     assert f"featurized {20 + len(bad)} images ({len(bad)} rejected)" in log
@@ -225,6 +226,12 @@ def test_upload_and_featurize_through_the_emr_step_launcher(tmp_path, aws, emr_c
     rows = sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows
                for k in parts)
     assert rows == 20
+    # PCA fitted and projected on the cluster: the model in its open format, 20 projected rows
+    assert "Asset check 'pca_rows_match' on 'image_pca' passed" in log
+    for asset, name in (("pca_model", "pca.npz"), ("image_pca", "part-00000.parquet")):
+        pointer = json.loads(s3.get_object(Bucket=BUCKET, Key=f"assets/{asset}/_CURRENT.json")["Body"].read())
+        key = pointer["uri"][len(f"s3://{BUCKET}/"):] + "/" + name
+        assert s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
     # the tasks' staged parts were moved into the version, nothing left behind (but the empty
     # "directory" marker pyarrow keeps for the parent)
     left = s3.list_objects_v2(Bucket=BUCKET, Prefix="emr_staging/outputs/").get("Contents", [])
