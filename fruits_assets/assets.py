@@ -32,11 +32,23 @@ from dagster import (
 from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet
 from .featurize import (
     FEATURES_SCHEMA,
-    REJECT_COLUMNS,
     FeaturizeOptions,
     featurize,
     read_back,
     spark_path_root,
+)
+from .incremental import (
+    FEATURIZED,
+    PROJECTED,
+    REJECT_COLUMNS,
+    carry_parts,
+    content_key,
+    fit_key,
+    load_previous,
+    plan,
+    read_info,
+    write_info,
+    write_sidecars,
 )
 from .pca_math import PcaModel
 from .plots import explained_variance_png, markdown_image, scatter_png
@@ -250,44 +262,72 @@ def image_features(
     feature_model: FeatureModelArtifact,
     images: ImageStore,
     staging: StagingArea,
+    published: PublishedOutputs,
     pyspark: FruitsSpark,
     pyspark_step_launcher: ResourceParam[Any],
 ):
     """MobileNetV2 features for every inventory image: Spark tasks read, decode, run LiteRT and
     write parquet parts; the counts and checks come from one summary row per image."""
     dim = int(feature_model.provenance.get("feature_dim", 1280))
+    model_sha = feature_model.provenance.get("model_sha256", "")
     options = FeaturizeOptions(batch_size=config.batch_size, arrow_batch_rows=config.arrow_batch_rows,
                                interpreter_threads=config.interpreter_threads, read_threads=config.read_threads)
+    previous = load_previous(published.current_uri("image_features"), published.read_table("image_rejects"),
+                             published.endpoint_url, published.region)
+    todo = plan(raw_images, previous, model_sha, config.full_refresh)
+    context.log.info("%s: %d images to featurize, %d feature rows and %d rejections carried over, %d removed",
+                     todo.reason, len(todo.compute), len(todo.carry_paths), len(todo.carried_rejects), todo.removed)
     staged = staging.new_dir("image_features", context.run_id)
     started = time.perf_counter()
     try:
-        summary = featurize(pyspark.spark_session, raw_images, spark_path_root(images.spark_root()), staged,
-                            feature_model.model_bytes, options, images.location(), staging.location())
+        carried = carry_parts(previous.uri, todo.carry_paths, staged, staging.endpoint_url,
+                              staging.region) if previous else 0
+        carry_seconds = time.perf_counter() - started
+        summary = (featurize(pyspark.spark_session, todo.compute, spark_path_root(images.spark_root()), staged,
+                             feature_model.model_bytes, options, images.location(), staging.location())
+                   if len(todo.compute) else pd.DataFrame(columns=["path", "label", "split", "bytes", "error",
+                                                                  "finite", "dims"]))
     except BaseException:
         staging.discard(staged)
         raise
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started - carry_seconds
     ok = summary["error"].isna()
-    n_rows, n_ok = len(summary), int(ok.sum())
-    n_rejects = n_rows - n_ok
-    per_split = {str(k): int(v) for k, v in summary.loc[ok, "split"].value_counts().items()}
+    n_computed, n_ok = len(summary), int(ok.sum())
+    n_rejects = n_computed - n_ok + len(todo.carried_rejects)
+    n_features = n_ok + carried
+    fingerprints = raw_images.set_index("path")["fingerprint"]
+    manifest = pd.concat([
+        pd.DataFrame({"path": sorted(todo.carry_paths)}),
+        summary.loc[ok, ["path"]]], ignore_index=True)
+    manifest["fingerprint"] = manifest["path"].map(fingerprints)
+    key = content_key(model_sha, manifest)
+    write_sidecars(staged, manifest, {"model_sha256": model_sha, "content_key": key, "rows": n_features},
+                   staging.endpoint_url, staging.region)
+    per_split = {str(k): int(v) for k, v in raw_images.loc[raw_images["path"].isin(set(manifest["path"])),
+                                                             "split"].value_counts().items()}
     non_finite = int((~summary.loc[ok, "finite"].astype(bool)).sum())
     # What was written, from the parquet footers: rows and values must match the summary.
     written = read_back(staged, 1000, staging.location())
     written_rows, written_values, sample = written.rows, written.values, written.sample
     bad_dims = int((summary.loc[ok, "dims"] != dim).sum())
     spread = float(sample.std(axis=0).mean()) if len(sample) > 1 else 0.0
-    rejects = (summary.loc[~ok, list(REJECT_COLUMNS)].sort_values("path", ignore_index=True)
-               .astype({"path": "string", "label": "string", "split": "string", "bytes": "int64", "error": "string"}))
-    checks_seconds = time.perf_counter() - started - seconds
-    context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",
-                     n_rows, n_rejects, seconds, n_rows / max(seconds, 1e-9))
+    new_rejects = summary.loc[~ok, ["path", "label", "split", "bytes", "error"]].copy()
+    new_rejects["fingerprint"] = new_rejects["path"].map(fingerprints)
+    rejects = (pd.concat([todo.carried_rejects, new_rejects], ignore_index=True)[list(REJECT_COLUMNS)]
+               .sort_values("path", ignore_index=True)
+               .astype({"path": "string", "label": "string", "split": "string", "bytes": "int64", "error": "string",
+                        "fingerprint": "string"}))
+    checks_seconds = time.perf_counter() - started - seconds - carry_seconds
+    if n_computed:
+        context.log.info("featurized %d images (%d rejected) in %.1fs: %.1f images/s",
+                         n_computed, n_computed - n_ok, seconds, n_computed / max(seconds, 1e-9))
+    n_rows = n_features + n_rejects
     checks = [
         AssetCheckResult(
             asset_key="image_features", check_name="counts_reconcile",
-            passed=n_rows == len(raw_images) and written_rows == n_ok,
+            passed=n_rows == len(raw_images) and written_rows == n_features,
             description="features + rejects = images in the inventory; parquet rows = features",
-            metadata={"features": n_ok, "rejects": n_rejects, "inventory": len(raw_images),
+            metadata={"features": n_features, "rejects": n_rejects, "inventory": len(raw_images),
                       "parquet_rows": written_rows}),
         AssetCheckResult(asset_key="image_features", check_name="feature_dims",
                          passed=bad_dims == 0 and written_values == written_rows * dim,
@@ -298,7 +338,7 @@ def image_features(
         AssetCheckResult(asset_key="image_features", check_name="features_not_constant",
                          passed=spread > MIN_FEATURE_SPREAD,
                          description=None if spread > MIN_FEATURE_SPREAD else
-                         f"{n_ok} feature rows of {n_rows} images: nothing (or only constant vectors) to publish",
+                         f"{n_features} feature rows of {n_rows} images: nothing (or only constant vectors) to publish",
                          metadata={"mean_std_across_images": spread, "sampled": len(sample),
                                    "threshold": MIN_FEATURE_SPREAD}),
     ]
@@ -313,13 +353,20 @@ def image_features(
                 "feature_dim": dim,
                 "per_split": per_split,
                 "rejected": n_rejects,
+                "images_computed": n_computed,
+                "images_reused": carried + len(todo.carried_rejects),
+                "images_removed": todo.removed,
+                "refresh": todo.reason,
+                "content_key": key,
                 "featurize_seconds": round(seconds, 2),
+                "carry_seconds": round(carry_seconds, 2),
                 "checks_seconds": round(checks_seconds, 2),
-                "images_per_second": round(n_rows / max(seconds, 1e-9), 1),
+                "images_per_second": round(n_computed / max(seconds, 1e-9), 1),
                 "feature_std_across_images": spread,
                 "model_sha256": feature_model.provenance.get("model_sha256", ""),
                 "weights_source": feature_model.provenance.get("weights_source", ""),
             },
+            data_version=DataVersion(key),  # same rows, same model: downstream is not stale
         )
     else:
         staging.discard(staged)
@@ -342,14 +389,24 @@ def image_features(
                                 description="the chosen k reaches the explained-variance target")],
 )
 def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features: ParquetParts,
-              pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
+              published: PublishedOutputs, pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
     """PCA fitted on the Training split (all rows if there is none), k from the variance target:
     Spark tasks reduce their row groups to moments, the driver merges them and solves one
     1280 x 1280 eigenproblem. Stored as pca.npz + pca.json (open format, see README)."""
     started = time.perf_counter()
-    result = fit_pca(pyspark.spark_session, image_features.uri, image_features.location(),
-                     config.target_variance, config.max_k, config.standardize)
-    model = result.model
+    key = fit_key(read_info(image_features.uri, FEATURIZED, image_features.endpoint_url, image_features.region),
+                  config.model_dump())
+    previous = published.pca_model() if key else None
+    reused = previous is not None and previous.extra.get("fit_key") == key
+    if reused:
+        # The same feature rows and settings give the same PCA: re-emit the stored model.
+        model, moments_s, eig_s = previous, 0.0, 0.0
+        context.log.info("features unchanged since the last fit: PCA model reused")
+    else:
+        result = fit_pca(pyspark.spark_session, image_features.uri, image_features.location(),
+                         config.target_variance, config.max_k, config.standardize)
+        model, moments_s, eig_s = result.model, result.moments_seconds, result.eig_seconds
+        model.extra["fit_key"] = key
     sel = model.selection
     cumulative = np.cumsum(model.explained_variance_ratio).tolist()
     (context.log.info if sel.reached else context.log.warning)(sel.reason)
@@ -364,12 +421,14 @@ def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features:
             "standardized": config.standardize,
             "fitted_on": model.fitted_on,
             "fit_rows": model.fit_rows,
-            "moments_seconds": round(result.moments_seconds, 2),
-            "eig_seconds": round(result.eig_seconds, 2),
+            "reused": reused,
+            "moments_seconds": round(moments_s, 2),
+            "eig_seconds": round(eig_s, 2),
             "fit_seconds": round(time.perf_counter() - started, 2),
             "cumulative_explained_variance": MetadataValue.md(
                 markdown_image(explained_variance_png(cumulative, sel.k, sel.target), "explained variance")),
         },
+        data_version=DataVersion(key or f"unkeyed-{time.time()}"),
         check_results=[AssetCheckResult(
             check_name="explained_variance_target", passed=sel.reached,
             metadata={"k": sel.k, "explained_variance": sel.explained_variance, "target": sel.target},
@@ -386,15 +445,27 @@ PCA_CHECKS = ["pca_rows_match", "pca_dims", "pca_finite"]
     check_specs=[AssetCheckSpec(name, asset="image_pca", blocking=True) for name in PCA_CHECKS],
 )
 def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_features: ParquetParts,
-              staging: StagingArea, pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
+              staging: StagingArea, published: PublishedOutputs, pyspark: FruitsSpark,
+              pyspark_step_launcher: ResourceParam[Any]):
     """Every image projected on the k principal components: path, label, split, pca float[k].
     Tasks read the feature row groups and write their own parts, as featurization does."""
     k = pca_model.k
     staged = staging.new_dir("image_pca", context.run_id)
     started = time.perf_counter()
+    key = pca_model.extra.get("fit_key")
+    previous_uri = published.current_uri("image_pca")
+    previous = read_info(previous_uri, PROJECTED, published.endpoint_url, published.region) if previous_uri else None
+    reused = key is not None and previous is not None and previous.get("fit_key") == key
     try:
-        summary = project(pyspark.spark_session, image_features.uri, image_features.location(), pca_model,
-                          staged, staging.location())
+        if reused:
+            # Same model, same feature rows: the projections would be the same bytes.
+            carry_parts(previous_uri, None, staged, staging.endpoint_url, staging.region)
+            summary = pd.DataFrame({"rows": [0], "non_finite": [0], "bad_dims": [0], "x": [None], "y": [None],
+                                    "label": [None]})
+        else:
+            summary = project(pyspark.spark_session, image_features.uri, image_features.location(), pca_model,
+                              staged, staging.location())
+        write_info(staged, PROJECTED, {"fit_key": key}, staging.endpoint_url, staging.region)
     except BaseException:
         staging.discard(staged)
         raise
@@ -404,6 +475,8 @@ def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_feature
     n_rows, non_finite, bad_dims = (int(counts[c].sum()) for c in ("rows", "non_finite", "bad_dims"))
     n_features = sum(u.rows for u in row_groups(image_features.uri, image_features.location()))
     written = read_back(staged, 0, staging.location(), column="pca")
+    if reused:
+        n_rows = written.rows  # carried parts: their rows were counted and audited when projected
     scatter = scatter_png(points["x"].tolist(), points["y"].tolist(), points["label"].fillna("?").tolist(),
                           "first two principal components")
     checks = [
@@ -423,6 +496,7 @@ def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_feature
         metadata={
             "dagster/row_count": n_rows,
             "k": k,
+            "reused": reused,
             "project_seconds": round(seconds, 2),
             "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
         },

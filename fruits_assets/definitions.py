@@ -54,4 +54,7 @@ def build_definitions(deployment: str | None = None) -> Definitions:
     else:
         # One process, one JVM for the whole run: Spark start-up is paid once, not per step.
         resources, executor = local_resources(), in_process_executor
-    return Definitions(assets=load_assets_from_modules([assets]), resources=resources, executor=executor)
+    from .sensors import new_images_sensor, refresh_job
+
+    return Definitions(assets=load_assets_from_modules([assets]), resources=resources, executor=executor,
+                       jobs=[refresh_job], sensors=[new_images_sensor])

@@ -32,6 +32,12 @@ FEATURES_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("sp
 PART_NAME = "part-{:05d}.parquet"
 
 
+def is_data_part(name: str) -> bool:
+    """A parquet file of the table, not a sidecar ("_images.parquet"): Spark and pyarrow skip
+    names starting with "_" or "." too."""
+    return name.endswith(".parquet") and not name.startswith(("_", "."))
+
+
 @dataclass(frozen=True)
 class FeaturizeOptions:
     """How featurization runs; defaults are tuned for small JPEGs (see benchmarks/)."""
@@ -265,7 +271,7 @@ def read_back(uri: str, sample_limit: int = 1000, location: Location = Location(
 
     fs, path = location.filesystem(uri)
     parts = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
-                   if i.type == pafs.FileType.File and i.base_name.endswith(".parquet"))
+                   if i.type == pafs.FileType.File and is_data_part(i.base_name))
     name, column = column, FEATURES_SCHEMA.get_field_index("features")  # the vector is the 4th column
     rows = values = 0
     chunks, per_part = [], max(1, sample_limit // max(1, len(parts)))

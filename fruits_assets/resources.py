@@ -12,8 +12,6 @@ from dagster_pyspark import LazyPySparkResource
 
 from .storage import filesystem, is_s3, join
 
-INVENTORY_COLUMNS = ["path", "label", "split", "bytes"]
-
 
 class FruitsSpark(LazyPySparkResource):
     """A Spark session created on first use, whose Python workers run this interpreter.
@@ -149,3 +147,30 @@ class PublishedOutputs(ConfigurableResource):
         except OSError:
             return None, None
         return FeatureModelArtifact(model, provenance), current.version
+
+    def current_uri(self, asset: str) -> Optional[str]:
+        current = self.store().current(asset)
+        return current.uri if current is not None else None
+
+    def read_table(self, asset: str) -> Optional[pd.DataFrame]:
+        """The published pandas table of ``asset`` (small tables only: rejects), or None."""
+        import pyarrow.dataset as ds
+
+        uri = self.current_uri(asset)
+        if uri is None:
+            return None
+        fs, path = filesystem(uri, self.endpoint_url, self.region)
+        return ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
+
+    def pca_model(self):
+        """The published PCA model (pca_math.PcaModel), or None."""
+        from .pca_math import load_npz
+
+        uri = self.current_uri("pca_model")
+        if uri is None:
+            return None
+        store = self.store()
+        try:
+            return load_npz(store.read_bytes(join(uri, "pca.npz")), store.read_bytes(join(uri, "pca.json")))
+        except (OSError, KeyError):
+            return None  # an older format: refit

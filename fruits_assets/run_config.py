@@ -27,6 +27,7 @@ class FeaturizeConfig(Config):
                                   description="images per batch a task reads and featurizes")
     interpreter_threads: int = Field(default=1, ge=1, le=64, description="LiteRT threads per Spark task slot")
     read_threads: int = Field(default=16, ge=1, le=256, description="concurrent S3 GETs per task (s3:// images only)")
+    full_refresh: bool = Field(default=False, description="featurize every image again, reusing nothing")
 
 
 class PcaConfig(Config):

@@ -79,6 +79,14 @@ def weights() -> str:
 _MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|yarn|(spark|k8s)://\S+)$")
 
 
+def sensor_interval_s() -> int:
+    """FRUITS_SENSOR_INTERVAL_S (default 60): seconds between two listings of the image store."""
+    raw = _env("FRUITS_SENSOR_INTERVAL_S", "60")
+    if not raw.isdigit() or int(raw) < 5:
+        raise SettingsError(f"FRUITS_SENSOR_INTERVAL_S={raw!r} must be an integer >= 5 (seconds)")
+    return int(raw)
+
+
 def spark_master() -> str:
     """FRUITS_SPARK_MASTER (default local[*]): checked here so a typo is one line, not a Java trace."""
     value = _env("FRUITS_SPARK_MASTER", "local[*]")

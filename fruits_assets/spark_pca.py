@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .featurize import PART_NAME, Location, PartWriter
+from .featurize import PART_NAME, Location, PartWriter, is_data_part
 from .pca_math import Moments, PcaModel, fit
 
 PCA_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
@@ -40,7 +40,7 @@ def row_groups(uri: str, location: Location) -> list[RowGroup]:
     fs, path = location.filesystem(uri)
     units = []
     for info in sorted(fs.get_file_info(pafs.FileSelector(path)), key=lambda i: i.path):
-        if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet"):
+        if info.type != pafs.FileType.File or not is_data_part(info.base_name):
             continue
         with fs.open_input_file(info.path) as fh:
             meta = pq.ParquetFile(fh).metadata

@@ -1,5 +1,6 @@
 """fruits_assets.inventory.scan on real files: every file is an image or skipped with a reason."""
 
+import hashlib
 import io
 import os
 import socket
@@ -230,9 +231,12 @@ def test_s3_keys_are_classified_and_folder_markers_ignored(s3_env):
     result = scan(f"s3://{INVENTORY_BUCKET}/raw", endpoint_url=s3_env.endpoint, region=s3_env.region)
     assert result.images.to_dict("records") == [
         {"path": f"s3://{INVENTORY_BUCKET}/raw/Training/Apple/1.gif", "label": "Apple", "split": "Training",
-         "bytes": len(objects["raw/Training/Apple/1.gif"])},
+         "bytes": len(objects["raw/Training/Apple/1.gif"]),
+         "fingerprint": f"{len(objects['raw/Training/Apple/1.gif'])}:etag:"
+                        f"{hashlib.md5(objects['raw/Training/Apple/1.gif']).hexdigest()}"},
         {"path": f"s3://{INVENTORY_BUCKET}/raw/stray.webp", "label": None, "split": None,
-         "bytes": len(objects["raw/stray.webp"])},
+         "bytes": len(objects["raw/stray.webp"]),
+         "fingerprint": f"{len(objects['raw/stray.webp'])}:etag:{hashlib.md5(objects['raw/stray.webp']).hexdigest()}"},
     ]
     assert result.skipped.to_dict("records") == [
         {"path": f"s3://{INVENTORY_BUCKET}/raw/Training/Apple/notes.txt", "reason": "not an image by name (.txt)"}]

@@ -93,7 +93,9 @@ def test_killed_run_changes_nothing_and_next_run_cleans_up(two_runs):
     tmp, env, _, _ = two_runs
     data = tmp / "data"
     before = pointers(data)
-    proc = subprocess.Popen(materialize_cmd(), cwd=REPO, env=env, stdout=subprocess.PIPE,
+    # full_refresh: the images are unchanged, an incremental run would have nothing to featurize
+    refresh = ["--config-json", '{"ops": {"image_features": {"config": {"full_refresh": true}}}}']
+    proc = subprocess.Popen(materialize_cmd() + refresh, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     for line in proc.stdout:  # kill -9 while Spark tasks are writing image_features' parts
@@ -102,9 +104,9 @@ def test_killed_run_changes_nothing_and_next_run_cleans_up(two_runs):
             break
     staging = data / "_staging"
     deadline = time.time() + 120
-    while time.time() < deadline and not any(staging.glob("image_features-*/part-*.parquet")):
+    while time.time() < deadline and not any(staging.glob("image_features-*/part-0*.parquet")):
         time.sleep(0.2)
-    assert any(staging.glob("image_features-*/part-*.parquet")), "".join(seen[-30:])
+    assert any(staging.glob("image_features-*/part-0*.parquet")), "".join(seen[-30:])
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its Spark JVM and Python workers
     proc.wait(timeout=60)
     assert pointers(data) == before  # readers see exactly what they saw before
