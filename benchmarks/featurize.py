@@ -267,7 +267,7 @@ def measure_pipeline(n: int, master: str, weights: Path, options: dict | None = 
     from fruits_assets.definitions import build_definitions, local_resources
 
     root = images_dir(n)
-    data = OUT / "data" / f"n{n}-{master.strip('local[]*') or 'all'}"
+    data = OUT / "data" / f"n{n}-{master.replace('local', '').strip('[]*') or 'all'}"
     resources = local_resources(str(data), str(root), spark_config(master))
     assets = list(build_definitions("local").assets)
     setup = materialize(assets, resources=resources, selection=[AssetKey("raw_images"), AssetKey("feature_model")],

@@ -120,8 +120,8 @@ def main() -> None:
         run_config["ops"]["pca_model"] = {"config": {"max_k": args.max_k}}
     instance = DagsterInstance.ephemeral()
     started = time.perf_counter()
-    materialize(assets, resources=resources, run_config=run_config, instance=instance,
-                selection=[AssetKey("feature_model")])
+    materialize(assets, resources=resources, run_config={"ops": {"feature_model": run_config["ops"]["feature_model"]}},
+                instance=instance, selection=[AssetKey("feature_model")])
     first_build = time.perf_counter() - started
 
     with PeakRss() as rss:

@@ -39,3 +39,12 @@ class ParquetParts:
         from .featurize import Location
 
         return Location(self.endpoint_url, self.region)
+
+
+@dataclass(frozen=True)
+class WithFigures:
+    """An output plus PNG figures the IO manager writes beside it in the same version folder
+    (``figures/<name>``), so they open outside Dagster; readers load ``value`` alone."""
+
+    value: object
+    figures: dict = field(default_factory=dict)  # file name -> PNG bytes

@@ -22,14 +22,12 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     ResourceParam,
-    TableColumn,
-    TableRecord,
-    TableSchema,
     asset,
     multi_asset,
 )
 
-from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet
+from . import tables
+from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet, WithFigures
 from .featurize import (
     FEATURES_SCHEMA,
     FeaturizeOptions,
@@ -50,14 +48,18 @@ from .incremental import (
     write_info,
     write_sidecars,
 )
+from .inventory import listing_digest
 from .pca_math import PcaModel
 from .plots import explained_variance_png, markdown_image, scatter_png
 from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
 from .run_config import FeatureModelConfig, FeaturizeConfig, PcaConfig
 from .settings import expected_error
-from .spark_pca import PCA_SCHEMA, fit_pca, project, row_groups
+from .spark_pca import PCA_SCHEMA, SCATTER_POINTS, fit_pca, project, row_groups
 
 GROUP = "fruits"
+# Bumped when an asset's computation changes: Dagster then marks it and what follows as stale.
+CODE_VERSIONS = {"raw_images": "inventory-v2", "feature_model": "keras-litert-v2", "image_features": "incremental-v1",
+                 "image_rejects": "incremental-v1", "pca_model": "moments-eigh-v1", "image_pca": "project-parts-v1"}
 
 
 def audit_or_fail(asset: str, checks: list[AssetCheckResult], on_fail=None):
@@ -80,16 +82,9 @@ SKIPPED_LISTED = 200  # skipped files listed by name in raw_images metadata (all
 MIN_FEATURE_SPREAD = 1e-6  # degenerate (default Keras random init) features have std ~5e-12
 
 
-def _md_table(df: pd.DataFrame, limit: int = 50) -> MetadataValue:
-    shown = df.head(limit)
-    header = "| " + " | ".join(map(str, shown.columns)) + " |\n|" + "---|" * len(shown.columns) + "\n"
-    rows = "".join("| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |\n" for r in shown.itertuples(index=False))
-    more = f"\n_{len(df) - limit} more rows not shown_" if len(df) > limit else ""
-    return MetadataValue.md(header + rows + more)
-
-
 # ---------------------------------------------------------------- raw_images
 @asset(
+    code_version=CODE_VERSIONS["raw_images"],
     group_name=GROUP,
     kinds={"parquet", "pandas"},
     check_specs=[AssetCheckSpec("layout_parsed", asset="raw_images",
@@ -124,8 +119,6 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
         raise expected_error(Failure(
             f"no image files under {images.uri} ({len(skipped)} other files skipped); "
             "expected <split>/<label>/<file> in a format Pillow reads (set FRUITS_IMAGES_DIR)"))
-    per_class = (inventory.groupby(["label", "split"], dropna=False).size()
-                 .unstack("split", fill_value=0).reset_index())
     unparsed = inventory[inventory["label"].isna()]
     context.log.info("%d images, %d classes under %s", len(inventory), inventory["label"].nunique(), images.uri)
     return MaterializeResult(
@@ -134,17 +127,17 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
             "dagster/row_count": len(inventory),
             "images_root": MetadataValue.path(images.uri),
             "classes": int(inventory["label"].nunique()),
-            "total_bytes": int(inventory["bytes"].sum()),
+            "total_mb": round(int(inventory["bytes"].sum()) / 1e6, 2),
             "per_split": {str(k): int(v) for k, v in inventory["split"].value_counts(dropna=False).items()},
-            "per_class": _md_table(per_class, limit=200),
+            "per_class": tables.per_class(inventory),
+            "preview": tables.table(inventory, {"path": "string", "label": "string", "split": "string",
+                                                "bytes": "int"}, tables.PREVIEW_ROWS),
             "skipped": len(skipped),
             "skipped_by_reason": MetadataValue.json(skipped_counts),
-            "skipped_files": MetadataValue.table(
-                records=[TableRecord({"path": p, "reason": r})
-                         for p, r in skipped.head(SKIPPED_LISTED).itertuples(index=False)],
-                schema=TableSchema(columns=[TableColumn("path", "string"), TableColumn("reason", "string")])),
+            "skipped_files": tables.table(skipped, {"path": "string", "reason": "string"}, SKIPPED_LISTED),
             **sync_metadata,
         },
+        data_version=DataVersion(listing_digest(inventory)),  # unchanged images: downstream not stale
         check_results=[AssetCheckResult(
             check_name="layout_parsed", passed=unparsed.empty,
             metadata={"unparsed": len(unparsed), "examples": MetadataValue.json(unparsed["path"].head(5).tolist())},
@@ -154,6 +147,7 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
 
 # ---------------------------------------------------------------- feature_model
 @asset(
+    code_version=CODE_VERSIONS["feature_model"],
     group_name=GROUP,
     kinds={"tensorflow"},
     check_specs=[AssetCheckSpec("pretrained_weights", asset="feature_model",
@@ -162,7 +156,9 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
 def feature_model(context: AssetExecutionContext, config: FeatureModelConfig, published: PublishedOutputs):
     """MobileNetV2 headless (224x224, average pooling, 1280-d) built once with Keras and
     converted to a LiteRT flatbuffer that Spark workers run without TensorFlow."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # 3 also hides TF's CUDA probe ("failed call to cuInit"), an error line on every CPU machine.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     import keras
     import tensorflow as tf
 
@@ -220,8 +216,8 @@ def _feature_model_result(model: FeatureModelArtifact, reused_from: str | None, 
             "weights_source": p.get("weights_source"),
             "weights_uri": p.get("weights_uri"),
             "pretrained": model.pretrained,
-            "model_sha256": p.get("model_sha256"),
-            "model_bytes": len(model.model_bytes),
+            "model_sha256": (p.get("model_sha256") or "")[:12],  # in full in provenance
+            "model_mb": round(len(model.model_bytes) / 1e6, 2),
             "reused": reused_from is not None,
             "reused_from_version": reused_from or "",
             "build_seconds": round(seconds, 2),
@@ -246,9 +242,11 @@ FEATURE_CHECKS = ["counts_reconcile", "feature_dims", "features_finite", "featur
     outs={
         "image_features": AssetOut(
             group_name=GROUP, kinds={"spark", "parquet"}, is_required=False,
+            code_version=CODE_VERSIONS["image_features"],
             description="One row per readable image: path, label, split, features float[1280]."),
         "image_rejects": AssetOut(
             group_name=GROUP, kinds={"pandas", "parquet"}, is_required=False,
+            code_version=CODE_VERSIONS["image_rejects"],
             description="Images that could not be featurized, with the reason (never a zero vector)."),
     },
     check_specs=[AssetCheckSpec(name, asset="image_features", blocking=True) for name in FEATURE_CHECKS],
@@ -362,8 +360,9 @@ def image_features(
                 "carry_seconds": round(carry_seconds, 2),
                 "checks_seconds": round(checks_seconds, 2),
                 "images_per_second": round(n_computed / max(seconds, 1e-9), 1),
-                "feature_std_across_images": spread,
-                "model_sha256": feature_model.provenance.get("model_sha256", ""),
+                "feature_std_across_images": round(spread, 6),
+                "preview": tables.preview_parts(staged, staging.location(), "features"),
+                "model_sha256": feature_model.provenance.get("model_sha256", "")[:12],
                 "weights_source": feature_model.provenance.get("weights_source", ""),
             },
             data_version=DataVersion(key),  # same rows, same model: downstream is not stale
@@ -376,13 +375,14 @@ def image_features(
             value=rejects,
             metadata={
                 "dagster/row_count": n_rejects,
-                "reasons": _md_table(rejects[["path", "error"]]) if n_rejects else MetadataValue.md("_none_"),
+                "rejected_files": tables.table(rejects, {"path": "string", "error": "string"}, SKIPPED_LISTED),
             },
         )
 
 
 # ---------------------------------------------------------------- PCA
 @asset(
+    code_version=CODE_VERSIONS["pca_model"],
     group_name=GROUP,
     kinds={"spark", "numpy"},
     check_specs=[AssetCheckSpec("explained_variance_target", asset="pca_model",
@@ -410,8 +410,9 @@ def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features:
     sel = model.selection
     cumulative = np.cumsum(model.explained_variance_ratio).tolist()
     (context.log.info if sel.reached else context.log.warning)(sel.reason)
+    curve = explained_variance_png(cumulative, sel.k, sel.target)
     return MaterializeResult(
-        value=model,
+        value=WithFigures(model, {"explained_variance.png": curve}),
         metadata={
             "k": sel.k,
             "explained_variance": round(sel.explained_variance, 6),
@@ -425,8 +426,7 @@ def pca_model(context: AssetExecutionContext, config: PcaConfig, image_features:
             "moments_seconds": round(moments_s, 2),
             "eig_seconds": round(eig_s, 2),
             "fit_seconds": round(time.perf_counter() - started, 2),
-            "cumulative_explained_variance": MetadataValue.md(
-                markdown_image(explained_variance_png(cumulative, sel.k, sel.target), "explained variance")),
+            "cumulative_explained_variance": MetadataValue.md(markdown_image(curve, "explained variance")),
         },
         data_version=DataVersion(key or f"unkeyed-{time.time()}"),
         check_results=[AssetCheckResult(
@@ -440,6 +440,7 @@ PCA_CHECKS = ["pca_rows_match", "pca_dims", "pca_finite"]
 
 
 @asset(
+    code_version=CODE_VERSIONS["image_pca"],
     group_name=GROUP,
     kinds={"spark", "parquet"},
     check_specs=[AssetCheckSpec(name, asset="image_pca", blocking=True) for name in PCA_CHECKS],
@@ -477,8 +478,9 @@ def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_feature
     written = read_back(staged, 0, staging.location(), column="pca")
     if reused:
         n_rows = written.rows  # carried parts: their rows were counted and audited when projected
+        points = tables.sample_points(staged, staging.location(), SCATTER_POINTS)
     scatter = scatter_png(points["x"].tolist(), points["y"].tolist(), points["label"].fillna("?").tolist(),
-                          "first two principal components")
+                          "First two principal components", pca_model.explained_variance_ratio[:2])
     checks = [
         AssetCheckResult(asset_key="image_pca", check_name="pca_rows_match",
                          passed=n_rows == n_features == written.rows,
@@ -492,12 +494,14 @@ def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_feature
     yield from audit_or_fail("image_pca", checks, on_fail=lambda: staging.discard(staged))
     yield MaterializeResult(
         asset_key="image_pca",
-        value=StagedParquet(staged, tuple((f.name, str(f.type)) for f in PCA_SCHEMA)),
+        value=WithFigures(StagedParquet(staged, tuple((f.name, str(f.type)) for f in PCA_SCHEMA)),
+                          {"pc1_vs_pc2.png": scatter}),
         metadata={
             "dagster/row_count": n_rows,
             "k": k,
             "reused": reused,
             "project_seconds": round(seconds, 2),
+            "preview": tables.preview_parts(staged, staging.location(), "pca"),
             "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
         },
     )

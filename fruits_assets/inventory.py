@@ -46,6 +46,17 @@ def skipped_counts(skipped: pd.DataFrame) -> dict[str, int]:
     return {str(reason): int(n) for reason, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))}
 
 
+def listing_digest(images: pd.DataFrame) -> str:
+    """One digest of every (path, fingerprint): equal digests, same images (the sensor's cursor,
+    raw_images' data version)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path, fingerprint in zip(images["path"], images["fingerprint"]):  # scan() sorts by path
+        digest.update(f"{path}\0{fingerprint}\n".encode())
+    return digest.hexdigest()
+
+
 def missing_root_message(root_uri: str) -> str:
     return (f"image store {root_uri} does not exist (set FRUITS_IMAGES_DIR, or run "
             f"`python -m fruits_assets.sample_data {root_uri}`)")

@@ -19,7 +19,7 @@ from dagster import (
     TableSchema,
 )
 
-from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet
+from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet, WithFigures
 from .pca_math import PcaModel, load_npz, save_npz
 from .resources import FruitsSpark
 from .run_ledger import RunLedger
@@ -29,6 +29,7 @@ MODEL_FILE = "model.tflite"
 PROVENANCE_FILE = "provenance.json"
 PCA_ARRAYS_FILE = "pca.npz"   # mean, scale, components, explained variance: fruits_assets.pca_math.load_npz
 PCA_META_FILE = "pca.json"
+FIGURES_DIR = "_figures"  # "_": Spark and pyarrow skip it when they read a parquet version
 
 
 def _is_spark_df(obj: Any) -> bool:
@@ -98,9 +99,13 @@ class VersionedIOManager(ConfigurableIOManager):
         ledger = RunLedger(store, context.run_id)
         version = store.new_version(context.run_id)
         uri = store.version_uri(asset, version)
-        metadata: dict[str, Any] = {"dagster/uri": MetadataValue.path(uri), "version": version}
+        metadata: dict[str, Any] = {"dagster/uri": MetadataValue.path(uri), "stored_at": MetadataValue.path(uri),
+                                    "version": version}
         started = time.perf_counter()
         ledger.writing(asset, version, {"run_id": context.run_id})
+        figures = {}
+        if isinstance(obj, WithFigures):
+            figures, obj = obj.figures, obj.value
         if _is_spark_df(obj):
             writer = obj.write.mode("errorifexists")
             if any(f.dataType.simpleString().startswith("array<") for f in obj.schema.fields):
@@ -140,6 +145,9 @@ class VersionedIOManager(ConfigurableIOManager):
             kind = "spark_ml"
         else:
             raise TypeError(f"{asset}: cannot store a {type(obj).__name__}")
+        for name, png in figures.items():  # after the output: a staged folder is moved in as a whole
+            store.write_bytes(join(uri, FIGURES_DIR, name), png)
+            metadata[f"figure_{name.rsplit('.', 1)[0]}"] = MetadataValue.path(join(uri, FIGURES_DIR, name))
         metadata["write_seconds"] = round(time.perf_counter() - started, 2)
         ledger.written(asset, version, {"kind": kind, "run_id": context.run_id})
         published = ledger.publish_if_complete(self._run_assets(context))

@@ -90,7 +90,7 @@ def _calibrate_batchnorm(keras, model, rng) -> None:
     batch = rng.uniform(-1.0, 1.0, size=(8, INPUT_SIZE, INPUT_SIZE, 3)).astype("float32")
     # Smooth the noise so the batch looks like images (spatially correlated), not white noise.
     batch = tf.nn.avg_pool2d(batch, 9, 1, "SAME").numpy() * 3.0
-    bn_layers = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    bn_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for bn in bn_layers:
         probe = keras.Model(model.input, bn.input)
         x = probe(batch, training=False).numpy()

@@ -1,4 +1,9 @@
-"""Small PNG charts drawn with Pillow (no plotting dependency), embedded as Markdown in the UI."""
+"""Charts for the UI and for files beside each version: matplotlib (Agg), DejaVu Sans (full Latin
+coverage: "Clémentine" stays "Clémentine"), titled axes with units, labelled reference lines.
+
+PNG bytes are returned; the asset embeds them in Markdown for the UI and writes them next to
+the version (path in metadata) so they open outside Dagster too.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,26 @@ import base64
 import io
 from typing import Sequence
 
-from PIL import Image, ImageDraw
+import numpy as np
 
-W, H, PAD = 560, 320, 44
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-
-def _canvas(title: str):
-    img = Image.new("RGB", (W, H), "white")
-    d = ImageDraw.Draw(img)
-    d.text((PAD, 10), title, fill="black")
-    d.rectangle([PAD, PAD, W - PAD, H - PAD], outline=(80, 80, 80))
-    return img, d
+TOP_CLASSES = 12  # coloured in the scatter; the others are grey "other"
+DPI = 100
 
 
-def _png(img: Image.Image) -> bytes:
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the webserver and EMR have none
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 10, "axes.titlesize": 11})
+    return plt
+
+
+def _png(fig) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, "PNG")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    _pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -32,34 +39,49 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 
 def explained_variance_png(cumulative: Sequence[float], k: int, target: float) -> bytes:
-    """Cumulative explained variance against the number of components, with target and chosen k."""
-    img, d = _canvas(f"cumulative explained variance (k={k}, target={target})")
-    n = max(1, len(cumulative))
-    sx = lambda i: PAD + (W - 2 * PAD) * i / n  # noqa: E731
-    sy = lambda v: H - PAD - (H - 2 * PAD) * v  # noqa: E731
-    d.line([(PAD, sy(target)), (W - PAD, sy(target))], fill=(214, 39, 40), width=1)
-    d.line([(sx(k), PAD), (sx(k), H - PAD)], fill=(44, 160, 44), width=1)
-    d.line([(sx(i + 1), sy(v)) for i, v in enumerate(cumulative)], fill=(31, 119, 180), width=2)
-    for v in (0.0, 0.5, 1.0):
-        d.text((6, sy(v) - 6), f"{v:.1f}", fill="black")
-    d.text((W - PAD - 20, H - PAD + 6), str(n), fill="black")
-    d.text((sx(k) + 3, H - PAD + 6), f"k={k}", fill=(44, 160, 44))
-    return _png(img)
+    """Cumulative explained variance (%) against the number of components, target and k labelled."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    n = np.arange(1, len(cumulative) + 1)
+    ax.plot(n, np.asarray(cumulative) * 100, color="#1f77b4", lw=2, label="cumulative explained variance")
+    ax.axhline(target * 100, color="#d62728", ls="--", lw=1, label=f"target {target * 100:.0f} %")
+    reached = cumulative[k - 1] * 100 if 0 < k <= len(cumulative) else float("nan")
+    ax.axvline(k, color="#2ca02c", ls=":", lw=1.5, label=f"k = {k} ({reached:.1f} %)")
+    ax.set_xlabel("number of components")
+    ax.set_ylabel("explained variance (%)")
+    ax.set_ylim(0, 101)
+    ax.set_xlim(0, max(len(cumulative), k) + 1)
+    ax.set_title("PCA: cumulative explained variance")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    return _png(fig)
 
 
-def scatter_png(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], title: str) -> bytes:
-    """2-D scatter coloured by label, with a legend (first 10 labels get distinct colours)."""
-    img, d = _canvas(title)
-    if len(xs):
-        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-        span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
-        names = sorted(set(labels))
-        color = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-        for x, y, name in zip(xs, ys, labels):
-            px = PAD + (W - 2 * PAD - 120) * (x - x0) / span_x
-            py = H - PAD - (H - 2 * PAD) * (y - y0) / span_y
-            d.ellipse([px - 2, py - 2, px + 2, py + 2], fill=color[name])
-        for i, name in enumerate(names[:18]):
-            d.rectangle([W - PAD - 110, PAD + 6 + 13 * i, W - PAD - 104, PAD + 12 + 13 * i], fill=color[name])
-            d.text((W - PAD - 100, PAD + 2 + 13 * i), name[:16], fill="black")
-    return _png(img)
+def scatter_png(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], title: str,
+                ratios: Sequence[float] = ()) -> bytes:
+    """PC1 vs PC2: the largest classes coloured, the rest grey "other"; translucent points drawn in
+    a shuffled order (no class hides behind another), legend outside the axes with "+N more"."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.6, 4.6))
+    labels = np.asarray([str(v) for v in labels], dtype=object)
+    names, counts = np.unique(labels, return_counts=True) if len(labels) else (np.array([]), np.array([]))
+    top = [str(n) for n in names[np.argsort(-counts, kind="stable")][:TOP_CLASSES]]
+    colours = plt.get_cmap("tab20").colors
+    colour_of = {name: colours[i % len(colours)] for i, name in enumerate(top)}
+    order = np.random.default_rng(0).permutation(len(labels))
+    x, y, lab = np.asarray(xs)[order], np.asarray(ys)[order], labels[order]
+    grey = (0.6, 0.6, 0.6)
+    ax.scatter(x, y, s=9, alpha=0.55, linewidths=0, c=[colour_of.get(v, grey) for v in lab])
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colour_of[n], label=n) for n in top]
+    others = len(names) - len(top)
+    if others > 0:
+        handles.append(plt.Line2D([], [], marker="o", ls="", color=grey, label=f"other (+{others} more)"))
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
+                  title=f"{len(names)} classes", title_fontsize=9)
+    pct = [f" ({r * 100:.1f} % of variance)" for r in list(ratios)[:2]] + ["", ""]
+    ax.set_xlabel(f"PC1{pct[0]}")
+    ax.set_ylabel(f"PC2{pct[1]}")
+    ax.set_title(f"{title} ({len(labels):,} images shown)")
+    ax.grid(alpha=0.3)
+    return _png(fig)

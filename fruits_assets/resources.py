@@ -35,6 +35,11 @@ class FruitsSpark(LazyPySparkResource):
                 raise expected_error(exc) from None
         try:
             super()._init_session()
+            from .settings import spark_log_level
+
+            # Spark's own WARNs (native-hadoop, hostname, "Broadcasting large task binary") look
+            # like failures in a demo; FRUITS_SPARK_LOG_LEVEL=WARN brings them back.
+            self._spark_session.sparkContext.setLogLevel(spark_log_level())
         except Exception as exc:
             if "JAVA_GATEWAY_EXITED" not in str(exc) and "Java gateway process exited" not in str(exc):
                 raise

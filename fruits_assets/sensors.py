@@ -9,8 +9,6 @@ featurizes what changed (incremental image_features).
 
 from __future__ import annotations
 
-import hashlib
-
 from dagster import (
     AssetSelection,
     DefaultSensorStatus,
@@ -22,17 +20,11 @@ from dagster import (
 )
 
 from . import settings
+from .inventory import listing_digest
 from .resources import ImageStore
 
 refresh_job = define_asset_job("refresh_all_assets", selection=AssetSelection.all(),
                                description="raw_images and everything downstream (incremental)")
-
-
-def listing_digest(images) -> str:
-    digest = hashlib.sha256()
-    for path, fingerprint in zip(images["path"], images["fingerprint"]):  # scan() sorts by path
-        digest.update(f"{path}\0{fingerprint}\n".encode())
-    return digest.hexdigest()
 
 
 @sensor(job=refresh_job, minimum_interval_seconds=settings.sensor_interval_s(),

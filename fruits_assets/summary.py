@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from dagster import AssetKey, DagsterInstance
@@ -21,14 +22,14 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
     missing = [a for a, m in meta.items() if not m]
     if missing:
         return [f"not materialized yet: {', '.join(missing)}"]
-    pca = meta["pca_model"]
+    pca, raw, model, feats = meta["pca_model"], meta["raw_images"], meta["feature_model"], meta["image_features"]
     lines = [
-        f"images    {meta['raw_images'].get('dagster/row_count')} in {meta['raw_images'].get('classes')} classes"
-        f" from {meta['raw_images'].get('images_root')}",
-        f"weights   {meta['feature_model'].get('weights_source')} (pretrained={meta['feature_model'].get('pretrained')})",
-        f"features  {meta['image_features'].get('dagster/row_count')} x {meta['image_features'].get('feature_dim')}"
-        f" at {meta['image_features'].get('images_per_second')} images/s;"
-        f" rejected {meta['image_rejects'].get('dagster/row_count')}",
+        f"images    {raw.get('dagster/row_count')} in {raw.get('classes')} classes from {raw.get('images_root')}"
+        f" ({raw.get('skipped')} other files skipped)",
+        f"weights   {model.get('weights_source')} (pretrained={model.get('pretrained')})",
+        f"features  {feats.get('dagster/row_count')} x {feats.get('feature_dim')}; this run featurized"
+        f" {feats.get('images_computed')} images ({feats.get('images_per_second')} images/s, Spark start-up not"
+        f" counted), reused {feats.get('images_reused')}; rejected {meta['image_rejects'].get('dagster/row_count')}",
         f"pca       k={pca.get('k')} explains {pca.get('explained_variance')} (target {pca.get('target')},"
         f" reached={pca.get('target_reached')})",
     ]
@@ -37,10 +38,22 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
 
 
 def main() -> int:
+    if not os.environ.get("DAGSTER_HOME"):
+        from dotenv import load_dotenv
+
+        load_dotenv(".env")  # what `make demo` wrote, as the dagster CLI does
+    if not os.environ.get("DAGSTER_HOME"):
+        print("error: DAGSTER_HOME is not set: run `make demo` first, or export DAGSTER_HOME=$PWD/.dagster_home",
+              file=sys.stderr)
+        return 2
     with DagsterInstance.get() as instance:
         lines = summary_lines(instance)
     print("\n".join(["== fruits-assets summary =="] + lines))
-    return 1 if lines and lines[0].startswith("not materialized") else 0
+    if lines and lines[0].startswith("not materialized"):
+        return 1
+    print("look at it: `make ui`, then open http://127.0.0.1:3000 (Lineage: click an asset for its plots and "
+          "tables); or read the parquet files above with pandas/Spark")
+    return 0
 
 
 if __name__ == "__main__":

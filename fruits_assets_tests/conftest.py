@@ -15,6 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 REPO = Path(__file__).resolve().parents[1]
+# Where CLI subprocesses run: not the repository root, whose .env (written by `make demo`/`make ui`
+# for the user's instance) the dagster CLI would load over the tests' own DAGSTER_HOME.
+RUN_DIR = Path(__file__).resolve().parent
 N_SAMPLE = 100
 
 

@@ -4,13 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fruits_assets_tests.conftest import REPO, run_env
+from fruits_assets_tests.conftest import RUN_DIR, run_env
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
 def run(args, env, timeout=600):
-    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, cwd=RUN_DIR, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def test_definitions_validate(tmp_path, sample_images, seeded_weights):

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fruits_assets import sample_data
-from fruits_assets_tests.conftest import REPO, add_bad_files, run_env
+from fruits_assets_tests.conftest import RUN_DIR, add_bad_files, run_env
 from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
 
 BUCKET = "fruits-assets-test"
@@ -41,7 +41,7 @@ def emr_env(tmp_path, aws, images=None, weights="random", **extra):
 
 
 def cli(args, env):
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=RUN_DIR)
 
 
 def test_s3_init_makes_a_private_encrypted_tls_only_bucket(tmp_path, aws):
@@ -167,11 +167,11 @@ def test_emr_up_sends_the_planned_request(aws, monkeypatch):
 
 def test_definitions_validate_in_emr_deployment(tmp_path, aws):
     env = emr_env(tmp_path, aws, FRUITS_EMR_CLUSTER_ID="j-TESTCLUSTER")
-    proc = subprocess.run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env=env, cwd=REPO,
+    proc = subprocess.run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env=env, cwd=RUN_DIR,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     env.pop("FRUITS_EMR_CLUSTER_ID")
-    proc = subprocess.run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env=env, cwd=REPO,
+    proc = subprocess.run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env=env, cwd=RUN_DIR,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "FRUITS_EMR_CLUSTER_ID is not set" in proc.stdout + proc.stderr
 
@@ -198,7 +198,7 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     env = emr_env(tmp_path, aws, images=images, weights=str(seeded_weights), FRUITS_EMR_CLUSTER_ID=cluster_id)
     select = "*"
     proc = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", select],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+                          env=env, cwd=RUN_DIR, capture_output=True, text=True, timeout=600)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:] + "".join(
         p.read_text()[-3000:] for p in (harness.workdir / "steps").rglob("stderr.txt"))
@@ -239,6 +239,6 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
 
     # a second upload skips what is already there
     again = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", "raw_images"],
-                           env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+                           env=env, cwd=RUN_DIR, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"0 uploaded, {20 + len(bad)} already there" in again.stdout + again.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fruits_assets_tests.conftest import REPO, run_env
+from fruits_assets_tests.conftest import RUN_DIR, run_env
 from fruits_assets_tests.emr_harness.harness import MotoAws
 
 BUCKET = "fruits-assets-security-test"
@@ -43,7 +43,7 @@ def env_for(tmp_path, aws, **extra):
 
 
 def cli(args, env):
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=RUN_DIR)
 
 
 def plan(env):

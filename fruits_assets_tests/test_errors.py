@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fruits_assets_tests.conftest import REPO, run_env
+from fruits_assets_tests.conftest import RUN_DIR, run_env
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -15,7 +15,7 @@ def last_line(tmp_path, images, weights, select="raw_images", config=None, **env
     args = [DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", select]
     if config:
         args += ["--config-json", config]
-    proc = subprocess.run(args, cwd=REPO, env=run_env(tmp_path, images, weights, **env), capture_output=True,
+    proc = subprocess.run(args, cwd=RUN_DIR, env=run_env(tmp_path, images, weights, **env), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode != 0
     return (proc.stdout + proc.stderr).strip().splitlines()[-1]

@@ -14,7 +14,7 @@ import pytest
 from fruits_assets import sample_data
 from fruits_assets.run_ledger import run_ids
 from fruits_assets.storage import VersionedStore
-from fruits_assets_tests.conftest import REPO, run_env
+from fruits_assets_tests.conftest import RUN_DIR, run_env
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 CLI = str(Path(sys.executable).with_name("fruits-assets"))
@@ -56,7 +56,7 @@ def two_runs(tmp_path_factory, sample_images, seeded_weights):
     subprocess.run([CLI, "home", "init"], env=env_big, check=True, capture_output=True)
     assert sorted(p.name for p in Path(env_big["DAGSTER_HOME"]).iterdir()) == ["dagster.yaml"]
     env_small = dict(env_big, FRUITS_IMAGES_DIR=str(small))
-    procs = [subprocess.Popen(materialize_cmd(), cwd=REPO, env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(materialize_cmd(), cwd=RUN_DIR, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for env in (env_big, env_small)]
     logs = [p.communicate(timeout=600)[0] for p in procs]
     return tmp, env_big, procs, logs
@@ -95,7 +95,7 @@ def test_killed_run_changes_nothing_and_next_run_cleans_up(two_runs):
     before = pointers(data)
     # full_refresh: the images are unchanged, an incremental run would have nothing to featurize
     refresh = ["--config-json", '{"ops": {"image_features": {"config": {"full_refresh": true}}}}']
-    proc = subprocess.Popen(materialize_cmd() + refresh, cwd=REPO, env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(materialize_cmd() + refresh, cwd=RUN_DIR, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     for line in proc.stdout:  # kill -9 while Spark tasks are writing image_features' parts
@@ -115,7 +115,7 @@ def test_killed_run_changes_nothing_and_next_run_cleans_up(two_runs):
                    if not (v / "_PUBLISHED.json").exists()]
     assert unpublished, "the killed run had written versions it never published"
 
-    again = subprocess.run(materialize_cmd("raw_images"), cwd=REPO, env=env, capture_output=True, text=True,
+    again = subprocess.run(materialize_cmd("raw_images"), cwd=RUN_DIR, env=env, capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]
     assert "residue of dead runs: 1 dead runs cleaned" in again.stdout + again.stderr
@@ -128,7 +128,7 @@ def test_killed_run_changes_nothing_and_next_run_cleans_up(two_runs):
             assert instance.get_run_by_id(dead).status == DagsterRunStatus.FAILURE
     finally:
         del os.environ["DAGSTER_HOME"]
-    gc = subprocess.run([CLI, "gc"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    gc = subprocess.run([CLI, "gc"], cwd=RUN_DIR, env=env, capture_output=True, text=True, timeout=300)
     # nothing of the dead run is left; the ledger of the finished raw_images run is all it removes
     assert gc.returncode == 0, gc.stderr
     assert gc.stdout.startswith("1 dead runs cleaned: 0 unpublished versions, 0 staging folders removed"), gc.stdout

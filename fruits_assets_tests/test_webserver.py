@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from fruits_assets_tests.conftest import REPO, free_port, run_env
+from fruits_assets_tests.conftest import REPO, RUN_DIR, free_port, run_env
 
 ASSET_NODES = "{ assetNodes { assetKey { path } groupName hasAssetChecks } }"
 
@@ -23,8 +23,8 @@ def webserver(tmp_path, sample_images, seeded_weights):
         "run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n")
     log = open(tmp_path / "webserver.log", "w")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml",
-         "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(REPO / "workspace.yaml"),
+         "-h", "127.0.0.1", "-p", str(port)], cwd=RUN_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while time.time() < deadline:
         try:

@@ -78,7 +78,8 @@ class FakeEmrCluster(threading.Thread):
             for cluster in list(self._clusters()):
                 for step in list(cluster.steps):
                     if step.state in ("PENDING", "RUNNING") and all(
-                            s.state in ("COMPLETED", "FAILED", "CANCELLED") for s in cluster.steps[:cluster.steps.index(step)]):
+                            s.state in ("COMPLETED", "FAILED", "CANCELLED")
+                            for s in cluster.steps[:cluster.steps.index(step)]):
                         step.state = "RUNNING"
                         try:
                             self._run_step(cluster, step)
@@ -135,7 +136,8 @@ class FakeEmrCluster(threading.Thread):
                    "--conf", f"spark.hadoop.fruits.mirror.root={self.mirror}",
                    "--conf", "spark.ui.enabled=false",
                    *confs, "--py-files", str(code_zip), str(main), *args[i + 3:]]
-        env = dict(os.environ, **self.step_env, FRUITS_EMR_CLUSTER_ID=cluster.id, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+        env = dict(os.environ, **self.step_env, FRUITS_EMR_CLUSTER_ID=cluster.id, PYSPARK_PYTHON=sys.executable,
+                   PYSPARK_DRIVER_PYTHON=sys.executable)
         env.pop("PYTHONPATH", None)  # the code must come from the staged job package, as on EMR
         before = self._sync_down()
         proc = subprocess.run(command, cwd=stepdir, env=env, capture_output=True, text=True)

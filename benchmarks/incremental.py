@@ -1,0 +1,81 @@
+"""Incremental benchmark: the whole graph on N sample images from nothing, then after +1 % new
+images, then with no change; one process, Spark start-up excluded.
+
+    python benchmarks/incremental.py --images 4000
+
+Also reported apart (not in the last line): a `full_refresh` run (every image featurized again
+with the model already built), to compare against a full run that does not pay the Keras build.
+The last line is always:
+
+    incremental images=N full_s=A plus1pct_s=B nochange_s=C plus1pct_over_full=B/A nochange_over_full=C/A
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from featurize import OUT, log, spark_config, weights_file  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=4000)
+    parser.add_argument("--classes", type=int, default=131)
+    parser.add_argument("--master", default="local[*]")
+    args = parser.parse_args()
+
+    from dagster import DagsterInstance, materialize
+
+    from fruits_assets import sample_data
+    from fruits_assets.definitions import build_definitions, local_resources
+    from fruits_assets.resources import FruitsSpark
+
+    images, data = OUT / "incremental-images", OUT / "incremental-data"
+    shutil.rmtree(images, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+    sample_data.generate(images, args.images, args.classes)
+    conf = spark_config(args.master)
+    started = time.perf_counter()
+    FruitsSpark(spark_config=conf).spark_session  # noqa: B018 - reported apart
+    log(f"spark_start_s={time.perf_counter() - started:.1f}")
+    assets = list(build_definitions("local").assets)
+    resources = local_resources(str(data), str(images), conf)
+    weights = {"feature_model": {"config": {"weights": str(weights_file())}}}
+    instance = DagsterInstance.ephemeral()
+
+    def run(label: str, extra: dict | None = None) -> float:
+        started = time.perf_counter()
+        result = materialize(assets, resources=resources, instance=instance,
+                             run_config={"ops": {**weights, **(extra or {})}})
+        seconds = time.perf_counter() - started
+        meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+        f = meta["image_features"]
+        log(f"{label}: {seconds:.1f}s computed={f['images_computed'].value} reused={f['images_reused'].value} "
+            f"removed={f['images_removed'].value} model_reused={meta['feature_model']['reused'].value} "
+            f"pca_reused={meta['pca_model']['reused'].value} projection_reused={meta['image_pca']['reused'].value}")
+        return seconds
+
+    full = run("full (first run: Keras build included)")
+    sample_data.generate(images, args.images + args.images // 100, args.classes)  # +1 % new files
+    plus = run("+1 %")
+    same = run("no change")
+    refresh = run("full_refresh (model reused)", {"image_features": {"config": {"full_refresh": True}}})
+    log(f"against the full_refresh run: plus1pct_over_full_refresh={plus / refresh:.3f} "
+        f"nochange_over_full_refresh={same / refresh:.3f}")
+    print(f"incremental images={args.images} full_s={full:.1f} plus1pct_s={plus:.1f} nochange_s={same:.1f} "
+          f"plus1pct_over_full={plus / full:.3f} nochange_over_full={same / full:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Tables for the UI (``MetadataValue.table`` with a schema): per-class counts with totals,
+previews of the first rows with vectors abbreviated, lists of rejected or skipped files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
+
+PREVIEW_ROWS = 10
+
+
+def _cell(value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), 4)
+    return value
+
+
+def table(frame: pd.DataFrame, types: dict[str, str], limit: int | None = None) -> MetadataValue:
+    """``frame``'s columns named in ``types`` (name -> "string" | "int" | "float"), at most ``limit`` rows."""
+    shown = frame if limit is None else frame.head(limit)
+    records = [TableRecord({c: _cell(v) for c, v in zip(types, row)})
+               for row in shown[list(types)].itertuples(index=False, name=None)]
+    return MetadataValue.table(records=records,
+                               schema=TableSchema(columns=[TableColumn(c, t) for c, t in types.items()]))
+
+
+def per_class(inventory: pd.DataFrame) -> MetadataValue:
+    """One row per class: Training, Test, total; the first row holds the totals."""
+    labelled = inventory.assign(label=inventory["label"].fillna("(not in <split>/<label>/)"),
+                                split=inventory["split"].fillna("(none)"))
+    counts = labelled.groupby(["label", "split"]).size().unstack("split", fill_value=0)
+    for split in ("Training", "Test"):
+        if split not in counts.columns:
+            counts[split] = 0
+    counts["other"] = counts.drop(columns=["Training", "Test"]).sum(axis=1)
+    counts["total"] = counts[["Training", "Test", "other"]].sum(axis=1)
+    counts = counts.reset_index().sort_values("label", key=lambda s: s.str.lower(), ignore_index=True)
+    totals = pd.DataFrame([{"label": f"ALL ({len(counts)} classes)", "Training": counts["Training"].sum(),
+                            "Test": counts["Test"].sum(), "other": counts["other"].sum(),
+                            "total": counts["total"].sum()}])
+    frame = pd.concat([totals, counts], ignore_index=True)
+    types = {"label": "string", "Training": "int", "Test": "int", "total": "int"}
+    if frame["other"].sum():
+        types = {"label": "string", "Training": "int", "Test": "int", "other": "int", "total": "int"}
+    return table(frame, types)
+
+
+def abbreviate(vector, shown: int = 4) -> str:
+    values = np.asarray(vector, dtype=np.float32)
+    head = ", ".join(f"{v:.3f}" for v in values[:shown])
+    return f"[{head}, … ({len(values)} values)]" if len(values) > shown else f"[{head}]"
+
+
+def preview_parts(uri: str, location, vector: str, rows: int = PREVIEW_ROWS) -> MetadataValue:
+    """The first rows of a folder of parquet parts (path, label, split, abbreviated vector)."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from .featurize import is_data_part
+
+    fs, path = location.filesystem(uri)
+    parts = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
+                   if i.type == pafs.FileType.File and is_data_part(i.base_name))
+    frames = []
+    for part in parts:
+        with fs.open_input_file(part) as fh:
+            pf = pq.ParquetFile(fh)
+            if pf.metadata.num_rows:
+                frames.append(next(pf.iter_batches(batch_size=rows)).to_pandas())
+        if sum(len(f) for f in frames) >= rows:
+            break
+    head = (pd.concat(frames, ignore_index=True) if frames else
+            pd.DataFrame(columns=["path", "label", "split", vector])).head(rows)
+    head[vector] = head[vector].map(abbreviate)
+    return table(head, {"path": "string", "label": "string", "split": "string", vector: "string"})
+
+
+def sample_points(uri: str, location, limit: int) -> pd.DataFrame:
+    """x = PC1, y = PC2, label of the first ``limit`` rows spread over the parts (for the scatter
+    of a projection carried over from the previous version)."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from .featurize import is_data_part
+
+    fs, path = location.filesystem(uri)
+    parts = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
+                   if i.type == pafs.FileType.File and is_data_part(i.base_name))
+    per_part, frames = max(1, limit // max(1, len(parts))), []
+    for part in parts:
+        with fs.open_input_file(part) as fh:
+            pf = pq.ParquetFile(fh)
+            if pf.metadata.num_rows:
+                batch = next(pf.iter_batches(batch_size=per_part, columns=["label", "pca"])).to_pandas()
+                frames.append(pd.DataFrame({"x": [v[0] for v in batch["pca"]],
+                                            "y": [v[1] if len(v) > 1 else v[0] for v in batch["pca"]],
+                                            "label": batch["label"]}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["x", "y", "label"])
