@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fruits_assets import sample_data
+from fruits_assets.featurize import is_data_part
 from fruits_assets_tests.conftest import RUN_DIR, add_bad_files, run_env
 from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
 
@@ -221,7 +222,7 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="assets/image_features/_CURRENT.json")["Body"].read())
     prefix = pointer["uri"][len(f"s3://{BUCKET}/"):]
     parts = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
-             if o["Key"].endswith(".parquet")]
+             if is_data_part(o["Key"].rsplit("/", 1)[-1])]  # not the _images.parquet manifest
     assert parts, pointer
     rows = sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows
                for k in parts)
