@@ -9,9 +9,11 @@ export FRUITS_DATA_ROOT ?= $(CURDIR)/data
 # knowingly (the design card names it; `dg launch` works too).
 export PYTHONWARNINGS ?= ignore::FutureWarning
 SAMPLE_IMAGES ?= 200
+# Progress lines (images found, featurized N at X img/s, k, where outputs are); DEBUG shows every event.
+DEMO_LOG_LEVEL ?= INFO
 DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
-.PHONY: install java demo test ui bench clean lint
+.PHONY: install java chromium demo test ui bench clean lint
 
 # The instance `make demo` and `make ui` use, for the dagster/dg CLIs run by hand from this folder
 # too (both load .env from the working directory). Not committed: it holds an absolute path.
@@ -36,10 +38,17 @@ demo: java install .env
 	@$(BIN)/fruits-assets home init >/dev/null
 	@if [ -z "$(FRUITS_IMAGES_DIR)" ] && [ ! -d "$(DEMO_IMAGES_DIR)" ]; then \
 	  $(BIN)/python -m fruits_assets.sample_data "$(DEMO_IMAGES_DIR)" --images $(SAMPLE_IMAGES); fi
-	FRUITS_IMAGES_DIR="$(DEMO_IMAGES_DIR)" $(BIN)/dagster asset materialize -m fruits_assets --select '*'
+	FRUITS_IMAGES_DIR="$(DEMO_IMAGES_DIR)" $(BIN)/dagster asset materialize -m fruits_assets --select '*' \
+	  --config-json '{"loggers": {"console": {"config": {"log_level": "$(DEMO_LOG_LEVEL)"}}}}'
 	@$(BIN)/python -m fruits_assets.summary
 
-test: java install
+# The browser test drives Debian's Chromium (Playwright's own download cannot work offline).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium >/dev/null; }
+
+test: java install chromium
 	$(BIN)/python -m pytest
 
 lint: install

@@ -49,6 +49,7 @@ from .incremental import (
     write_sidecars,
 )
 from .inventory import listing_digest
+from .native_logs import tensorflow_notices_dropped
 from .pca_math import PcaModel
 from .plots import explained_variance_png, markdown_image, scatter_png
 from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
@@ -156,11 +157,10 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
 def feature_model(context: AssetExecutionContext, config: FeatureModelConfig, published: PublishedOutputs):
     """MobileNetV2 headless (224x224, average pooling, 1280-d) built once with Keras and
     converted to a LiteRT flatbuffer that Spark workers run without TensorFlow."""
-    # 3 also hides TF's CUDA probe ("failed call to cuInit"), an error line on every CPU machine.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-    import keras
-    import tensorflow as tf
+    with tensorflow_notices_dropped():  # TF's native start-up notices, CUDA probe included
+        import keras
+        import tensorflow as tf
 
     from .keras_model import (
         FEATURE_DIM,
@@ -172,7 +172,8 @@ def feature_model(context: AssetExecutionContext, config: FeatureModelConfig, pu
     from .litert_runtime import model_digest
 
     started = time.perf_counter()
-    key = build_key(config.weights)
+    with tensorflow_notices_dropped():
+        key = build_key(config.weights)
     stored, stored_version = published.feature_model()
     if stored is not None and stored.provenance.get("build_key") == key:
         # Same weights, same code, same TF/Keras: the Keras build and LiteRT conversion (20-40 s)
@@ -181,12 +182,14 @@ def feature_model(context: AssetExecutionContext, config: FeatureModelConfig, pu
         return _feature_model_result(stored, reused_from=stored_version,
                                      seconds=time.perf_counter() - started)
     try:
-        built = build_model(config.weights)
+        with tensorflow_notices_dropped():
+            built = build_model(config.weights)
     except WeightsUnavailable as exc:
         raise expected_error(Failure(str(exc))) from None
     for note in built.notes:
         (context.log.warning if not built.pretrained else context.log.info)(note)
-    model_bytes = to_tflite(built.model)
+    with tensorflow_notices_dropped():
+        model_bytes = to_tflite(built.model)
     provenance = {
         "architecture": "MobileNetV2(include_top=False, pooling='avg', input_shape=(224, 224, 3))",
         "feature_dim": FEATURE_DIM,

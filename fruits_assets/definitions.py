@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 from dagster import (
     Definitions,
     ResourceDefinition,
-    colored_console_logger,
     in_process_executor,
     load_assets_from_modules,
 )
@@ -27,6 +27,7 @@ from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
 for _category in (SupersessionWarning, BetaWarning, PreviewWarning):
     warnings.filterwarnings("ignore", category=_category)
 
+LOG4J2_PROPERTIES = Path(__file__).with_name("log4j2.properties").as_uri()
 LOCAL_SPARK_CONFIG = {
     "spark.master": settings.spark_master(),
     "spark.app.name": "fruits-assets",
@@ -38,7 +39,8 @@ LOCAL_SPARK_CONFIG = {
     "spark.sql.session.timeZone": "UTC",
     # Local runs are short and share few cores with the Python workers: C1-only JIT compiles
     # far less and measured faster end to end (benchmarks/; README "Performance"). EMR keeps C2.
-    "spark.driver.extraJavaOptions": os.environ.get("FRUITS_SPARK_DRIVER_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1"),
+    "spark.driver.extraJavaOptions": os.environ.get("FRUITS_SPARK_DRIVER_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+    + f" -Dlog4j2.configurationFile={LOG4J2_PROPERTIES}",
 }
 
 
@@ -68,8 +70,5 @@ def build_definitions(deployment: str | None = None) -> Definitions:
         resources, executor = local_resources(), in_process_executor
     from .sensors import new_images_sensor, refresh_job
 
-    # INFO, not Dagster's DEBUG: progress lines (images found, featurized N at X img/s, k, where
-    # outputs are) without the ~65 step-event lines per run. FRUITS_LOG_LEVEL=DEBUG brings them back.
-    console = colored_console_logger.configured({"log_level": settings.log_level(), "name": "fruits_assets"})
     return Definitions(assets=load_assets_from_modules([assets]), resources=resources, executor=executor,
-                       jobs=[refresh_job], sensors=[new_images_sensor], loggers={"console": console})
+                       jobs=[refresh_job], sensors=[new_images_sensor])

@@ -6,7 +6,6 @@ Imports TensorFlow lazily: Spark workers never import this module.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -15,8 +14,6 @@ from typing import Any
 import numpy as np
 
 from .decode import INPUT_SIZE
-
-log = logging.getLogger(__name__)
 
 FEATURE_DIM = 1280
 RANDOM_SEED = 1234
@@ -133,8 +130,7 @@ def build_model(weights: str) -> BuiltModel:
             built.notes.append("auto: ImageNet weights obtained")
             return built
         except WeightsUnavailable as exc:
-            log.warning("!!! FRUITS_WEIGHTS=auto: ImageNet weights unavailable (%s); "
-                        "falling back to SEEDED RANDOM weights. Features are NOT pretrained. !!!", exc)
+            # Said loudly by the asset (a WARNING per note, and the pretrained_weights check).
             built = build_model("random")
             built.notes.append(f"auto: fell back to random weights because: {exc}")
             return built

@@ -26,6 +26,9 @@ class FruitsSpark(LazyPySparkResource):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         master = self.spark_config.get("spark.master")
+        if master and master.startswith("local"):
+            # One machine: bind to loopback, and Spark no longer warns that the hostname does.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         if master is not None or not os.environ.get("SPARK_HOME"):  # EMR's spark-submit brings its own
             from .settings import SettingsError, expected_error, java_executable
 

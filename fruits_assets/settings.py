@@ -79,15 +79,8 @@ def weights() -> str:
 _MASTER = re.compile(r"^(local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|yarn|(spark|k8s)://\S+)$")
 
 
-def log_level() -> str:
-    """FRUITS_LOG_LEVEL (default INFO) for run logs; FRUITS_SPARK_LOG_LEVEL (default ERROR) for Spark's."""
-    value = _env("FRUITS_LOG_LEVEL", "INFO").upper()
-    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise SettingsError(f"FRUITS_LOG_LEVEL={value!r} is not one of DEBUG, INFO, WARNING, ERROR")
-    return value
-
-
 def spark_log_level() -> str:
+    """FRUITS_SPARK_LOG_LEVEL (default ERROR): Spark's log level once the session is up."""
     value = _env("FRUITS_SPARK_LOG_LEVEL", "ERROR").upper()
     if value not in ("ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"):
         raise SettingsError(f"FRUITS_SPARK_LOG_LEVEL={value!r} is not a log4j level (e.g. WARN, ERROR)")

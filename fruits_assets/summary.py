@@ -28,8 +28,9 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
         f" ({raw.get('skipped')} other files skipped)",
         f"weights   {model.get('weights_source')} (pretrained={model.get('pretrained')})",
         f"features  {feats.get('dagster/row_count')} x {feats.get('feature_dim')}; this run featurized"
-        f" {feats.get('images_computed')} images ({feats.get('images_per_second')} images/s, Spark start-up not"
-        f" counted), reused {feats.get('images_reused')}; rejected {meta['image_rejects'].get('dagster/row_count')}",
+        f" {feats.get('images_computed')} images ({feats.get('images_per_second')} images/s, including the start"
+        f" of Spark's Python workers; steady rates in README 'Performance'),"
+        f" reused {feats.get('images_reused')}; rejected {meta['image_rejects'].get('dagster/row_count')}",
         f"pca       k={pca.get('k')} explains {pca.get('explained_variance')} (target {pca.get('target')},"
         f" reached={pca.get('target_reached')})",
     ]

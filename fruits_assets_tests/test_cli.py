@@ -1,10 +1,11 @@
 """The real `dagster` CLI in subprocesses, as users and `make demo` run it."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from fruits_assets_tests.conftest import RUN_DIR, run_env
+from fruits_assets_tests.conftest import REPO, RUN_DIR, run_env
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
@@ -47,3 +48,28 @@ def test_sample_data_cli(tmp_path):
     files = list((tmp_path / "imgs").rglob("*_100.jpg"))
     assert len(files) == 24
     assert {f.parent.parent.name for f in files} == {"Training", "Test"}
+
+
+DG = str(Path(sys.executable).with_name("dg"))
+
+
+def test_dg_check_and_launch_use_the_same_instance(tmp_path, sample_images, seeded_weights):
+    """`dg` works beside `dagster`: definitions load, and a launch records into DAGSTER_HOME."""
+    env = run_env(tmp_path, sample_images, seeded_weights)
+    # dg finds the project from its working directory and loads the .env beside pyproject.toml
+    # over the environment; a user's .env (make demo) must not redirect the test: a clean copy.
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    (project / "fruits_assets").symlink_to(REPO / "fruits_assets")
+
+    def dg(*args):
+        return subprocess.run([DG, *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+
+    check = dg("check", "defs")
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    assert "All definitions loaded successfully" in check.stdout + check.stderr
+    launch = dg("launch", "--assets", "raw_images")
+    assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
+    summary = run([sys.executable, "-m", "fruits_assets.summary"], env)
+    assert "not materialized yet: feature_model" in summary.stdout  # raw_images was recorded there
