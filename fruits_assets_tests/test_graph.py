@@ -162,6 +162,9 @@ def test_bad_run_config_is_refused_before_any_work(graph_run, tmp_path):
         chain.append(str(exc))
         exc = exc.__cause__ or exc.__context__
     assert any("image_features.batch_size=0: Input should be greater than or equal to 1" in m for m in chain), chain
+    from fruits_assets import settings
+
+    settings._LAST_WORDS.clear()  # the CLI's last line; no CLI here to print it at exit
     assert published_versions(data) == before
 
 
