@@ -54,23 +54,23 @@ def spark_processes() -> Iterator[tuple[int, str]]:
             yield int(pid), group
 
 
-class WorkerRssMonitor:
-    """Peak resident memory (VmHWM) of Spark's Python worker processes, polled from /proc."""
+class PeakRss:
+    """Peak resident memory per process group (driver Python, Spark JVM, Python workers: the
+    largest single process of each), polled from /proc. ``field`` VmHWM gives each process's own
+    lifetime peak; VmRSS polled gives the peak while the monitor runs."""
 
-    def __init__(self, interval: float = 0.5):
-        self.interval, self.peak_kb, self._stop = interval, 0, threading.Event()
+    def __init__(self, interval: float = 0.25, field: str = "VmHWM"):
+        self.interval, self.field, self.peak_kb = interval, field + ":", {}
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _workers(self) -> Iterator[int]:
-        return (pid for pid, group in spark_processes() if group == "python_workers")
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for pid in self._workers():
+            for pid, group in spark_processes():
                 try:
                     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmHWM:"):
-                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                        if line.startswith(self.field):
+                            self.peak_kb[group] = max(self.peak_kb.get(group, 0), int(line.split()[1]))
                 except OSError:
                     pass
             time.sleep(self.interval)
@@ -83,9 +83,12 @@ class WorkerRssMonitor:
         self._stop.set()
         self._thread.join()
 
+    def mb(self, group: str) -> int:
+        return round(self.peak_kb.get(group, 0) / 1024)
+
     @property
-    def peak_mb(self) -> float:
-        return self.peak_kb / 1024
+    def peak_mb(self) -> float:  # of one Spark Python worker
+        return self.peak_kb.get("python_workers", 0) / 1024
 
 
 class CpuAccount:
@@ -282,7 +285,7 @@ def measure_pipeline(n: int, master: str, weights: Path, options: dict | None = 
     workers_startup = time.perf_counter() - started
     run_config = {"ops": {"image_features": {"config": options}}} if options else None
     selection = [AssetKey("image_features"), AssetKey("image_rejects")]
-    with WorkerRssMonitor() as rss, CpuAccount() as cpu:
+    with PeakRss(interval=0.5) as rss, CpuAccount() as cpu:
         started = time.perf_counter()
         result = materialize(assets, resources=resources, selection=selection, run_config=run_config)
         seconds = time.perf_counter() - started

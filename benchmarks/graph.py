@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -29,45 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from featurize import OUT, log, spark_config, spark_processes, weights_file  # noqa: E402
+from featurize import OUT, PeakRss, log, spark_config, weights_file  # noqa: E402
 
 STEPS = ("raw_images", "feature_model", "image_features", "pca_model", "image_pca")
-
-
-class PeakRss:
-    """Peak resident memory per process group (driver Python, Spark JVM, Python workers), polled
-    from /proc (VmRSS of live processes; the driver's own VmHWM at the end)."""
-
-    def __init__(self, interval: float = 0.25):
-        self.interval, self.peak_kb, self._stop = interval, {}, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            totals: dict[str, int] = {}
-            for pid, group in spark_processes():
-                try:
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            kb = int(line.split()[1])
-                            # workers: the largest single worker; others: the process itself
-                            totals[group] = max(totals.get(group, 0), kb)
-                except OSError:
-                    pass
-            for group, kb in totals.items():
-                self.peak_kb[group] = max(self.peak_kb.get(group, 0), kb)
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def mb(self, group: str) -> int:
-        return round(self.peak_kb.get(group, 0) / 1024)
 
 
 def step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -124,7 +87,7 @@ def main() -> None:
                 instance=instance, selection=[AssetKey("feature_model")])
     first_build = time.perf_counter() - started
 
-    with PeakRss() as rss:
+    with PeakRss(field="VmRSS") as rss:  # during the measured run only (the warm-up built the model)
         started = time.perf_counter()
         result = materialize(assets, resources=resources, run_config=run_config, instance=instance)
         total = time.perf_counter() - started

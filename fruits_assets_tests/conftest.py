@@ -1,9 +1,13 @@
 """Shared fixtures: sample images, a seeded MobileNetV2 weights file, a local Spark session."""
 
+import contextlib
 import io
 import os
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,3 +91,38 @@ def run_env(tmp_path: Path, images: Path, weights: Path, **extra: str) -> dict:
                FRUITS_WEIGHTS=str(weights), FRUITS_DEPLOYMENT="local", PYTHONPATH=str(REPO))
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def running_webserver(tmp_path: Path, env: dict):
+    """A real dagster-webserver on 127.0.0.1 for the instance in ``env``; yields a GraphQL client
+    (``client.port``, ``client.log_path``). Runs are launched directly (no daemon to dequeue them)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    with open(Path(env["DAGSTER_HOME"]) / "dagster.yaml", "a") as fh:
+        fh.write("\nrun_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n")
+    port, log_path = free_port(), tmp_path / "webserver.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(REPO / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(port)], cwd=RUN_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 180
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+                    break
+                except OSError:
+                    assert proc.poll() is None, log_path.read_text()[-3000:]
+                    if time.time() > deadline:
+                        pytest.fail("webserver did not start: " + log_path.read_text()[-3000:])
+                    time.sleep(1)
+            client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+            client.port, client.log_path = port, log_path
+            yield client
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

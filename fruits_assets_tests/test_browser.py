@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fruits_assets import sample_data
-from fruits_assets_tests.conftest import REPO, RUN_DIR, free_port, run_env
+from fruits_assets_tests.conftest import run_env, running_webserver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca"]
@@ -28,35 +28,11 @@ def ui(tmp_path, seeded_weights):
         pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs it (apt-get install chromium)")
     images = tmp_path / "images"
     sample_data.generate(images, 40)
-    port = free_port()
     env = run_env(tmp_path, images, seeded_weights)
     subprocess.run([str(Path(sys.executable).with_name("fruits-assets")), "home", "init"], env=env, check=True,
                    capture_output=True)
-    # A webserver alone has no daemon to dequeue runs: launch them directly, as `dagster dev` would.
-    with open(Path(env["DAGSTER_HOME"]) / "dagster.yaml", "a") as fh:
-        fh.write("run_coordinator:\n  module: dagster.core.run_coordinator\n  class: DefaultRunCoordinator\n")
-    log = open(tmp_path / "webserver.log", "w")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("dagster-webserver")), "-w",
-                             str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=RUN_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    from dagster_graphql import DagsterGraphQLClient
-
-    client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            client._execute("{ version }")
-            break
-        except Exception:
-            assert proc.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
-            time.sleep(1)
-    yield f"http://127.0.0.1:{port}", client, tmp_path
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with running_webserver(tmp_path, env) as client:
+        yield f"http://127.0.0.1:{client.port}", client, tmp_path
 
 
 def dismiss_welcome_dialog(page):
