@@ -73,3 +73,19 @@ def test_dg_check_and_launch_use_the_same_instance(tmp_path, sample_images, seed
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-3000:]
     summary = run([sys.executable, "-m", "fruits_assets.summary"], env)
     assert "not materialized yet: feature_model" in summary.stdout  # raw_images was recorded there
+
+
+def test_sample_data_has_fruits_360_shape_help_and_one_line_errors(tmp_path):
+    """--classes stopped at 10 (--classes 40 was a ValueError traceback); --help explained nothing."""
+    proc = run([sys.executable, "-m", "fruits_assets.sample_data", str(tmp_path / "all"), "--classes", "131",
+                "--images", "262"], None)
+    assert proc.returncode == 0, proc.stderr
+    labels = {p.name for p in (tmp_path / "all" / "Training").iterdir()}
+    assert len(labels) == 131 and "Clémentine" in labels and "Apple Red Yellow 2" in labels
+    assert {p.name for p in (tmp_path / "all").iterdir()} == {"Training", "Test"}
+    bad = run([sys.executable, "-m", "fruits_assets.sample_data", str(tmp_path / "x"), "--classes", "140"], None)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.endswith("--classes must be between 1 and 131 (Fruits-360 has 131), got 140")
+    usage = run([sys.executable, "-m", "fruits_assets.sample_data", "--help"], None)
+    assert "--classes 131 --images 90483" in usage.stdout and "--test-fraction" in usage.stdout
