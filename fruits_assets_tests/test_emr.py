@@ -238,8 +238,19 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     left = s3.list_objects_v2(Bucket=BUCKET, Prefix="emr_staging/outputs/").get("Contents", [])
     assert [o["Key"] for o in left if o["Size"]] == []
 
-    # a second upload skips what is already there
-    again = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", "raw_images"],
-                           env=env, cwd=RUN_DIR, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"0 uploaded, {20 + len(bad)} already there" in again.stdout + again.stderr
+    # a second run uploads nothing and, incrementally on S3, featurizes only the new image: the
+    # other rows are server-side copied into the new version, the PCA is refitted on 21 rows
+    late = images / "Test" / "Kiwi" / "late_100.jpg"
+    late.write_bytes(next((images / "Training" / "Kiwi").glob("*.jpg")).read_bytes())  # a new path
+    again = subprocess.run([DAGSTER, "asset", "materialize", "-m", "fruits_assets", "--select", select],
+                           env=env, cwd=RUN_DIR, capture_output=True, text=True, timeout=600)
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-6000:]
+    assert f"1 uploaded, {20 + len(bad)} already there" in log
+    assert f"incremental: 1 images to featurize, 20 feature rows and {len(bad)} rejections carried over" in log
+    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="assets/image_features/_CURRENT.json")["Body"].read())
+    prefix = pointer["uri"][len(f"s3://{BUCKET}/"):]
+    parts = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+             if is_data_part(o["Key"].rsplit("/", 1)[-1])]
+    assert sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows
+               for k in parts) == 21
