@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, materialize
@@ -241,3 +242,24 @@ def test_build_key_changes_with_weights_and_code(seeded_weights, tmp_path, monke
     assert keras_model.build_key("random") != same
     monkeypatch.setattr(keras_model, "MODEL_CODE_VERSION", "changed-preprocessing")
     assert keras_model.build_key(str(seeded_weights)) != same
+
+
+def test_catalog_loads_published_outputs_without_the_layout(graph_run):
+    from fruits_assets import catalog
+
+    _, data, _ = graph_run
+    root, store = str(data), VersionedStore(str(data))
+    pca = catalog.load("image_pca", root=root)
+    assert list(pca.columns) == ["path", "label", "split", "pca"]
+    assert sorted(pca["path"]) == sorted(pd.read_parquet(store.require_current("image_pca").uri)["path"])
+    model = catalog.load("pca_model", root=root)
+    assert model.k == len(pca["pca"][0]) and model.project(np.zeros((1, 1280), np.float32)).shape == (1, model.k)
+    kept = catalog.versions("image_features", root=root)
+    assert kept[0] == store.require_current("image_features").version
+    assert len(catalog.load("image_features", version=kept[-1], root=root)) > 0
+    tflite, provenance = catalog.load("feature_model", root=root)
+    assert tflite[:8] and provenance["feature_dim"] == 1280
+    with pytest.raises(ValueError, match="unknown asset 'nope'"):
+        catalog.load("nope", root=root)
+    with pytest.raises(FileNotFoundError, match="no published version '19990101'"):
+        catalog.load("image_pca", version="v=19990101", root=root)
