@@ -26,7 +26,8 @@ _LAST_WORDS: list[str] = []
 
 
 def _print_last_words() -> None:
-    print(f"fruits-assets: error: {_LAST_WORDS[-1]}", file=sys.stderr)
+    if _LAST_WORDS:
+        print(f"fruits-assets: error: {_LAST_WORDS[-1]}", file=sys.stderr)
 
 
 def expected_error(exc: Exception) -> Exception:
