@@ -41,6 +41,7 @@ from .incremental import (
     REJECT_COLUMNS,
     carry_parts,
     content_key,
+    featurizer_key,
     fit_key,
     load_previous,
     plan,
@@ -270,7 +271,8 @@ def image_features(
     """MobileNetV2 features for every inventory image: Spark tasks read, decode, run LiteRT and
     write parquet parts; the counts and checks come from one summary row per image."""
     dim = int(feature_model.provenance.get("feature_dim", 1280))
-    model_sha = feature_model.provenance.get("model_sha256", "")
+    # What makes a feature row: the model, and the decoding around it (code version, Pillow).
+    model_sha = featurizer_key(feature_model.provenance.get("model_sha256", ""), CODE_VERSIONS["image_features"])
     options = FeaturizeOptions(batch_size=config.batch_size, arrow_batch_rows=config.arrow_batch_rows,
                                interpreter_threads=config.interpreter_threads, read_threads=config.read_threads)
     previous = load_previous(published.current_uri("image_features"), published.read_table("image_rejects"),
@@ -302,7 +304,8 @@ def image_features(
         summary.loc[ok, ["path"]]], ignore_index=True)
     manifest["fingerprint"] = manifest["path"].map(fingerprints)
     key = content_key(model_sha, manifest)
-    write_sidecars(staged, manifest, {"model_sha256": model_sha, "content_key": key, "rows": n_features},
+    write_sidecars(staged, manifest, {"model_sha256": model_sha, "content_key": key, "rows": n_features,
+                                      "model": feature_model.provenance.get("model_sha256", "")},
                    staging.endpoint_url, staging.region)
     per_split = {str(k): int(v) for k, v in raw_images.loc[raw_images["path"].isin(set(manifest["path"])),
                                                              "split"].value_counts().items()}
@@ -459,7 +462,11 @@ def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_feature
     key = pca_model.extra.get("fit_key")
     previous_uri = published.current_uri("image_pca")
     previous = read_info(previous_uri, PROJECTED, published.endpoint_url, published.region) if previous_uri else None
-    reused = key is not None and previous is not None and previous.get("fit_key") == key
+    features_key = (read_info(image_features.uri, FEATURIZED, image_features.endpoint_url, image_features.region)
+                    or {}).get("content_key")
+    # Same model AND the same feature rows (image_features may have been materialized alone since).
+    reused = (key is not None and features_key is not None and previous is not None
+              and previous.get("fit_key") == key and previous.get("features_key") == features_key)
     try:
         if reused:
             # Same model, same feature rows: the projections would be the same bytes.
@@ -469,7 +476,8 @@ def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_feature
         else:
             summary = project(pyspark.spark_session, image_features.uri, image_features.location(), pca_model,
                               staged, staging.location())
-        write_info(staged, PROJECTED, {"fit_key": key}, staging.endpoint_url, staging.region)
+        write_info(staged, PROJECTED, {"fit_key": key, "features_key": features_key}, staging.endpoint_url,
+                   staging.region)
     except BaseException:
         staging.discard(staged)
         raise

@@ -31,6 +31,7 @@ MANIFEST = "_images.parquet"
 FEATURIZED = "_featurized.json"
 PROJECTED = "_projected.json"  # in image_pca versions: the fit_key of the model that projected them
 REJECT_COLUMNS = ("path", "label", "split", "bytes", "error", "fingerprint")
+TRANSIENT_REJECTS = ("unreadable:", "decoder error:")  # retried next run, not carried over
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,24 @@ def plan(inventory: pd.DataFrame, previous: Previous | None, model_sha256: str, 
     key = inventory["path"] + "\0" + inventory["fingerprint"]
     featured = set(previous.manifest["path"] + "\0" + previous.manifest["fingerprint"])
     rejected = previous.rejects.assign(_key=previous.rejects["path"] + "\0" + previous.rejects["fingerprint"])
-    still_rejected = rejected[rejected["_key"].isin(set(key))].drop(columns="_key")
+    # Only rejections that would come out the same: not transient reads or decoder crashes, and
+    # never a path that has a feature row (image_rejects may come from another run).
+    deterministic = ~rejected["error"].astype(str).str.startswith(TRANSIENT_REJECTS)
+    still_rejected = rejected[rejected["_key"].isin(set(key)) & deterministic
+                              & ~rejected["path"].isin(set(previous.manifest["path"]))].drop(columns="_key")
     carry = key.isin(featured)
     compute = inventory[~carry & ~key.isin(set(still_rejected["path"] + "\0" + still_rejected["fingerprint"]))]
     known = pd.concat([previous.manifest["path"], previous.rejects["path"]])
     removed = int((~known.isin(inventory["path"])).sum())
     return Plan(compute.reset_index(drop=True), frozenset(inventory.loc[carry, "path"]),
                 still_rejected.reset_index(drop=True)[list(REJECT_COLUMNS)], removed, "incremental")
+
+
+def featurizer_key(model_sha256: str, code_version: str) -> str:
+    """The model plus what prepares its input outside it (decode/resize code, Pillow's version)."""
+    import PIL
+
+    return hashlib.sha256(f"{model_sha256}|{code_version}|Pillow {PIL.__version__}".encode()).hexdigest()
 
 
 def content_key(model_sha256: str, manifest: pd.DataFrame) -> str:

@@ -10,6 +10,7 @@ step's own process, or a run recorded by another instance).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .run_ledger import RunLedger, run_ids
 from .storage import VersionedStore, filesystem
 
 DEFAULT_MAX_AGE_S = 24 * 3600
+_STAGED = re.compile(r"^.+-([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})-[0-9a-f]{6}$")  # <output>-<run uuid>-<nonce>
 _FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 _ACTIVE = {"STARTED", "STARTING", "CANCELING"}
 
@@ -117,9 +119,9 @@ def _collect_staging(staging_uri, instance, current_run_id, max_age_s, endpoint_
     for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
         if info.type != pafs.FileType.Directory:
             continue
-        parts = info.base_name.split("-")
-        run_id = "-".join(parts[1:-1])  # Dagster run ids are UUIDs: 5 dash-separated groups
-        if not run_id or run_id == current_run_id:
+        match = _STAGED.match(info.base_name)
+        run_id = match.group(1) if match else None
+        if not run_id or run_id == current_run_id:  # not a folder StagingArea.new_dir named
             continue
         if run_id in collected.runs or _is_dead(run_id, None, instance, _age_s(fs, info.path), max_age_s,
                                                 collected):

@@ -42,4 +42,6 @@ def new_images_sensor(context: SensorEvaluationContext, images: ImageStore):
     if digest == context.cursor:
         return SkipReason(f"no change in {len(listing.images)} images since the last run request")
     context.update_cursor(digest)
-    return RunRequest(run_key=digest, tags={"fruits/images": str(len(listing.images))})
+    # No run_key: the cursor already requests one run per change, and a listing that returns to an
+    # earlier state (an image added, then removed) must request a run again.
+    return RunRequest(tags={"fruits/images": str(len(listing.images)), "fruits/listing": digest[:16]})

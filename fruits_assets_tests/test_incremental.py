@@ -156,6 +156,37 @@ def test_full_refresh_and_model_change_recompute_everything(world):
     assert m["images_computed"] == n_images and m["refresh"].startswith("the model changed")
 
 
+def test_projection_follows_features_materialized_alone(world):
+    """image_pca with an unchanged model must still re-project when image_features changed since."""
+    root, store, _, _ = world
+    (root / "Test" / "Kiwi" / "solo_100.jpg").write_bytes(jpeg((5, 5, 250)))
+    every = list(build_definitions("local").assets)
+    resources = local_resources(store.root, str(root), SPARK)
+    first = materialize(every, resources=resources,
+                        selection=[AssetKey("raw_images"), AssetKey("image_features"), AssetKey("image_rejects")])
+    assert meta(first, "image_features")["images_computed"] == 1
+    alone = materialize(every, resources=resources, selection=[AssetKey("image_pca")])
+    m = meta(alone, "image_pca")
+    assert m["reused"] is False
+    assert m["dagster/row_count"] == len(pd.read_parquet(store.require_current("image_features").uri))
+
+
+def test_plan_retries_transient_rejects_and_never_rejects_a_featurized_path():
+    from fruits_assets.incremental import Previous, plan
+
+    inventory = pd.DataFrame({"path": ["a", "b", "c", "d"], "label": ["x"] * 4, "split": ["Training"] * 4,
+                              "bytes": [1] * 4, "fingerprint": ["1"] * 4})
+    rejects = pd.DataFrame({"path": ["b", "c", "d"], "label": ["x"] * 3, "split": ["Training"] * 3,
+                            "bytes": [1] * 3, "fingerprint": ["1"] * 3,
+                            "error": ["truncated or corrupt image: broken", "unreadable: OSError: timeout",
+                                      "not an image: format not recognised"]})
+    manifest = pd.DataFrame({"path": ["a", "d"], "fingerprint": ["1", "1"]})  # d has a feature row too
+    todo = plan(inventory, Previous("uri", "m", manifest, rejects), "m", full_refresh=False)
+    assert set(todo.carry_paths) == {"a", "d"}
+    assert todo.carried_rejects["path"].tolist() == ["b"]       # deterministic: not retried
+    assert todo.compute["path"].tolist() == ["c"]               # a transient read error: retried
+
+
 # ---------------------------------------------------------------- the sensor
 
 def tick(images: ImageStore, cursor, instance):
@@ -171,13 +202,13 @@ def sensor_sequence(images: ImageStore, add, change, remove):
         add("a")
         result, cursor = tick(images, cursor, instance)
         assert isinstance(result, RunRequest)
-        first_key = result.run_key
+        first_key = result.tags["fruits/listing"]
         again, cursor2 = tick(images, cursor, instance)
         assert isinstance(again, SkipReason) and cursor2 == cursor          # never twice for one change
         for mutate in (lambda: add("b"), change, remove):
             mutate()
             result, new_cursor = tick(images, cursor, instance)
-            assert isinstance(result, RunRequest) and result.run_key not in (first_key, cursor)
+            assert isinstance(result, RunRequest) and result.tags["fruits/listing"] != first_key
             assert new_cursor != cursor
             cursor = new_cursor
             assert isinstance(tick(images, cursor, instance)[0], SkipReason)
