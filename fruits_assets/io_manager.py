@@ -36,12 +36,8 @@ def _is_spark_df(obj: Any) -> bool:
     return type(obj).__module__.startswith("pyspark.sql") and hasattr(obj, "write")
 
 
-def _is_spark_ml(obj: Any) -> bool:
-    return type(obj).__module__.startswith("pyspark.ml") and hasattr(obj, "write")
-
-
 class VersionedIOManager(ConfigurableIOManager):
-    """Stores Spark/pandas tables as parquet, Spark ML models and the feature model under
+    """Stores Spark/pandas tables as parquet, the PCA model (npz) and the feature model under
     ``<root>/<asset>/v=<version>/`` and points ``_CURRENT.json`` at the new version last."""
 
     root: str
@@ -140,9 +136,6 @@ class VersionedIOManager(ConfigurableIOManager):
             store.write_bytes(join(uri, PCA_ARRAYS_FILE), arrays)
             store.write_bytes(join(uri, PCA_META_FILE), meta)
             kind = "pca_npz"
-        elif _is_spark_ml(obj):
-            obj.write().save(uri)
-            kind = "spark_ml"
         else:
             raise TypeError(f"{asset}: cannot store a {type(obj).__name__}")
         for name, png in figures.items():  # after the output: a staged folder is moved in as a whole
@@ -169,11 +162,9 @@ class VersionedIOManager(ConfigurableIOManager):
         if kind == "pca_npz":
             return load_npz(self.store.read_bytes(join(published.uri, PCA_ARRAYS_FILE)),
                             self.store.read_bytes(join(published.uri, PCA_META_FILE)))
-        if kind == "spark_ml":
-            from pyspark.ml import PipelineModel
-
-            self.pyspark.spark_session  # noqa: B018 - a session must exist before loading ML models
-            return PipelineModel.load(published.uri)
+        if kind == "spark_ml":  # written before 2026-11-27: nothing reads a Spark ML pipeline any more
+            raise TypeError(f"{asset}: the published version {published.version} is an old Spark ML model; "
+                            f"materialize {asset} again (it is now stored as pca.npz)")
         if kind in ("parquet", "spark_parquet"):
             if context.dagster_type.typing_type is ParquetParts:
                 return ParquetParts(published.uri, self.endpoint_url, self.region)
