@@ -1,4 +1,5 @@
-"""The asset graph: raw_images -> feature_model -> image_features (+ image_rejects) -> pca_model -> image_pca.
+"""The asset graph: raw_images -> feature_model -> image_features (+ image_rejects) -> pca_model -> image_pca
+-> feature_probe.
 
 Assets are transformations only: resources say where images are and how Spark runs, the IO
 manager says where outputs go.
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -37,6 +40,7 @@ from .featurize import (
 )
 from .incremental import (
     FEATURIZED,
+    PROBED,
     PROJECTED,
     REJECT_COLUMNS,
     carry_parts,
@@ -45,6 +49,7 @@ from .incremental import (
     fit_key,
     load_previous,
     plan,
+    probe_key,
     read_info,
     write_info,
     write_sidecars,
@@ -52,16 +57,19 @@ from .incremental import (
 from .inventory import listing_digest
 from .native_logs import tensorflow_notices_dropped
 from .pca_math import PcaModel
-from .plots import explained_variance_png, markdown_image, scatter_png
+from .plots import confusion_png, explained_variance_png, markdown_image, scatter_png
+from .probe_metrics import CHANCE_FACTOR, above_chance, evaluate
 from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
-from .run_config import FeatureModelConfig, FeaturizeConfig, PcaConfig
+from .run_config import FeatureModelConfig, FeaturizeConfig, PcaConfig, ProbeConfig
 from .settings import expected_error
 from .spark_pca import PCA_SCHEMA, SCATTER_POINTS, fit_pca, project, row_groups
+from .spark_probe import VECTOR_COLUMN, fit_probe
 
 GROUP = "fruits"
 # Bumped when an asset's computation changes: Dagster then marks it and what follows as stale.
 CODE_VERSIONS = {"raw_images": "inventory-v2", "feature_model": "keras-litert-v2", "image_features": "incremental-v1",
-                 "image_rejects": "incremental-v1", "pca_model": "moments-eigh-v1", "image_pca": "project-parts-v1"}
+                 "image_rejects": "incremental-v1", "pca_model": "moments-eigh-v1", "image_pca": "project-parts-v1",
+                 "feature_probe": "spark-ml-logreg-v1"}
 
 
 def audit_or_fail(asset: str, checks: list[AssetCheckResult], on_fail=None):
@@ -516,3 +524,109 @@ def image_pca(context: AssetExecutionContext, pca_model: PcaModel, image_feature
             "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
         },
     )
+
+
+# ---------------------------------------------------------------- probe
+PROBE_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
+                          ("predicted", pa.string()), ("correct", pa.bool_())])
+
+
+@asset(
+    code_version=CODE_VERSIONS["feature_probe"],
+    group_name=GROUP,
+    kinds={"spark", "parquet"},
+    check_specs=[AssetCheckSpec("probe_above_chance", asset="feature_probe",
+                                description=f"probe accuracy >= {CHANCE_FACTOR} x chance (the larger of the "
+                                            "majority-class rate and 1/classes)")],
+)
+def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca: ParquetParts,
+                  image_features: ParquetParts, staging: StagingArea, published: PublishedOutputs,
+                  pyspark: FruitsSpark, pyspark_step_launcher: ResourceParam[Any]):
+    """What the features are worth for fruit recognition: a multinomial logistic regression
+    (Spark ML) trained on the Training split and evaluated on the Test split (a seeded 80/20 split
+    when there is none), on the PCA projection or, by config, the raw features. One row per
+    evaluated image: path, label, split, predicted, correct; the numbers are in metadata and in
+    ``_probe.json`` beside the rows."""
+    source = image_pca if config.features == "image_pca" else image_features
+    info_name = PROJECTED if config.features == "image_pca" else FEATURIZED
+    source_info = read_info(source.uri, info_name, source.endpoint_url, source.region)
+    key = probe_key(config.features, source_info, config.model_dump())
+    previous_uri = published.current_uri("feature_probe")
+    previous = read_info(previous_uri, PROBED, published.endpoint_url, published.region) if previous_uri else None
+    reused = key is not None and previous is not None and previous.get("probe_key") == key
+    staged = staging.new_dir("feature_probe", context.run_id)
+    started = time.perf_counter()
+    try:
+        if reused:
+            # Same vectors, same settings: the same model and predictions. Carried byte for byte.
+            context.log.info("probe inputs and settings unchanged: predictions and numbers reused")
+            carry_parts(previous_uri, None, staged, staging.endpoint_url, staging.region)
+            report = previous
+        else:
+            fit = fit_probe(pyspark.spark_session, source.uri, source.location(), VECTOR_COLUMN[config.features],
+                            config.seed, config.max_train_rows_per_class, config.reg_param, config.max_iter)
+            rows = fit.predictions
+            report = evaluate(rows["label"], rows["predicted"].fillna(""), fit.train_counts)
+            report.update(probe_key=key, features=config.features, split_rule=fit.plan.split_rule,
+                          fitted=fit.fitted, iterations=fit.iterations, max_iter=config.max_iter,
+                          dim=fit.dim, train_seconds=round(fit.train_seconds, 2),
+                          predict_seconds=round(fit.predict_seconds, 2), rows_per_role=fit.plan.counts())
+            if not fit.fitted:
+                report["note"] = (f"{len(fit.train_counts)} class(es) in the training rows: nothing to tell apart, "
+                                  "no model fitted; every evaluated image is 'predicted' as that class")
+            table = pa.table({"path": rows["path"].astype(str), "label": rows["label"].astype(str),
+                              "split": rows["split"].astype(str), "predicted": rows["predicted"].astype("string"),
+                              "correct": (rows["label"] == rows["predicted"]).to_numpy(bool)}, schema=PROBE_SCHEMA)
+            fs, path = staging.location().filesystem(staged)
+            fs.create_dir(path, recursive=True)
+            pq.write_table(table, f"{path}/part-00000.parquet", filesystem=fs)
+            write_info(staged, PROBED, report, staging.endpoint_url, staging.region)
+    except BaseException:
+        staging.discard(staged)
+        raise
+    seconds = time.perf_counter() - started
+    accuracy, majority = report["accuracy"], report["majority_rate"]
+    passed, threshold, why = above_chance(report)
+    confusion = confusion_png(report["confusion"]["labels"], report["confusion"]["counts"], accuracy,
+                              report["classes"])
+    worst = pd.DataFrame(report["worst_classes"], columns=["label", "rows", "accuracy", "most_confused_with",
+                                                           "confused_rows"])
+    rows_per_role = report["rows_per_role"]
+    return MaterializeResult(
+        value=WithFigures(StagedParquet(staged, tuple((f.name, str(f.type)) for f in PROBE_SCHEMA)),
+                          {"confusion.png": confusion}),
+        metadata={
+            "dagster/row_count": report["eval_rows"],
+            "accuracy": _rounded(accuracy),
+            "macro_f1": _rounded(report["macro_f1"]),
+            "chance_uniform": _rounded(report["chance_uniform"]),
+            "majority_class_rate": _rounded(majority),
+            "majority_class": report["majority_class"] or "",
+            "classes": report["classes"],
+            "train_rows": rows_per_role["train"],
+            "eval_rows": rows_per_role["eval"],
+            "unused_rows": rows_per_role["unused"],
+            "split_rule": report["split_rule"],
+            "features": f"{report['features']} ({report['dim']}-d)" if report["dim"] else report["features"],
+            "fitted": report["fitted"],
+            "iterations": f"{report['iterations']} of at most {report['max_iter']}",
+            "train_seconds": report["train_seconds"],
+            "predict_seconds": report["predict_seconds"],
+            "probe_seconds": round(seconds, 2),
+            "reused": reused,
+            "eval_classes_unseen_in_training": len(report["eval_classes_unseen_in_training"]),
+            "worst_classes": tables.table(worst, {"label": "string", "rows": "int", "accuracy": "float",
+                                                  "most_confused_with": "string", "confused_rows": "int"}),
+            "confusion": MetadataValue.md(markdown_image(confusion, "confusion among the most confused classes")),
+            **({"note": report["note"]} if report.get("note") else {}),
+        },
+        check_results=[AssetCheckResult(
+            check_name="probe_above_chance", passed=passed, severity=AssetCheckSeverity.WARN, description=why,
+            metadata={"accuracy": _rounded(accuracy), "majority_class_rate": _rounded(majority),
+                      "threshold": _rounded(threshold), "classes": report["classes"]})],
+    )
+
+
+def _rounded(value, digits: int = 4):
+    # Metadata of None would be an error: an undefined number is shown as "n/a".
+    return "n/a" if value is None else round(float(value), digits)

@@ -4,6 +4,7 @@
     pca = load("image_pca")                   # pandas, the last published version
     features = load("image_features", spark=spark)   # a Spark DataFrame instead
     model = load("pca_model")                 # fruits_assets.pca_math.PcaModel
+    report = probe_report()                   # the feature probe's numbers (accuracy, worst classes, ...)
     old = load("image_pca", version=versions("image_pca")[0])
 
 The root is the deployment's (FRUITS_DEPLOYMENT: local ``FRUITS_DATA_ROOT``, emr
@@ -17,7 +18,7 @@ import json
 from . import settings
 from .storage import VersionedStore, join
 
-TABLES = ("raw_images", "image_features", "image_rejects", "image_pca")
+TABLES = ("raw_images", "image_features", "image_rejects", "image_pca", "feature_probe")
 MODELS = ("feature_model", "pca_model")
 
 
@@ -70,4 +71,31 @@ def load(asset: str, version: str | None = None, spark=None, root: str | None = 
     return ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
 
 
-__all__ = ["load", "versions", "uri"]
+def probe_report(version: str | None = None, root: str | None = None) -> dict:
+    """The feature probe's numbers (what its metadata shows, per class included) as a dict."""
+    from .incremental import PROBED
+
+    return json.loads(store(root).read_bytes(join(uri("feature_probe", version, root), PROBED)))
+
+
+def figure(asset: str, name: str, version: str | None = None, root: str | None = None) -> bytes:
+    """A PNG written beside a version (``explained_variance.png``, ``pc1_vs_pc2.png``, ``confusion.png``)."""
+    from .storage import FIGURES_DIR
+
+    return store(root).read_bytes(join(uri(asset, version, root), FIGURES_DIR, name))
+
+
+def image_bytes(path: str) -> bytes:
+    """The bytes of an image as the tables name it (``file:/...`` or ``s3://...``)."""
+    local = path[len("file:"):] if path.startswith("file:") else path
+    if "://" not in local:
+        with open(local, "rb") as fh:
+            return fh.read()
+    from .storage import filesystem
+
+    fs, where = filesystem(local, settings.s3_endpoint_url(), settings.aws_region())
+    with fs.open_input_stream(where) as fh:
+        return fh.read()
+
+
+__all__ = ["load", "versions", "uri", "probe_report", "figure", "image_bytes"]

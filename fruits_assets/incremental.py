@@ -30,6 +30,7 @@ from .storage import filesystem, is_s3, join
 MANIFEST = "_images.parquet"
 FEATURIZED = "_featurized.json"
 PROJECTED = "_projected.json"  # in image_pca versions: the fit_key of the model that projected them
+PROBED = "_probe.json"  # in feature_probe versions: the probe's numbers and the key of its inputs
 REJECT_COLUMNS = ("path", "label", "split", "bytes", "error", "fingerprint")
 TRANSIENT_REJECTS = ("unreadable:", "decoder error:")  # retried next run, not carried over
 
@@ -175,6 +176,18 @@ def fit_key(features_info: dict | None, config: dict) -> str | None:
     if not features_info or "content_key" not in features_info:
         return None
     doc = json.dumps({"features": features_info["content_key"], "config": config}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def probe_key(features: str, source_info: dict | None, config: dict) -> str | None:
+    """Same key = same probe: the same vectors (image_pca's fit and feature keys, or
+    image_features' content key) and the same probe settings."""
+    if not source_info:
+        return None
+    material = {k: source_info.get(k) for k in ("fit_key", "features_key", "content_key")}
+    if not any(material.values()):
+        return None
+    doc = json.dumps({"features": features, "source": material, "config": config}, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()
 
 

@@ -23,13 +23,12 @@ from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet, WithFi
 from .pca_math import PcaModel, load_npz, save_npz
 from .resources import FruitsSpark
 from .run_ledger import RunLedger
-from .storage import VersionedStore, join
+from .storage import FIGURES_DIR, VersionedStore, join
 
 MODEL_FILE = "model.tflite"
 PROVENANCE_FILE = "provenance.json"
 PCA_ARRAYS_FILE = "pca.npz"   # mean, scale, components, explained variance: fruits_assets.pca_math.load_npz
 PCA_META_FILE = "pca.json"
-FIGURES_DIR = "_figures"  # "_": Spark and pyarrow skip it when they read a parquet version
 
 
 def _is_spark_df(obj: Any) -> bool:

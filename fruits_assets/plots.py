@@ -85,3 +85,31 @@ def scatter_png(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str],
     ax.set_title(f"{title} ({len(labels):,} images shown)")
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def confusion_png(labels: Sequence[str], counts, accuracy: float | None, classes: int) -> bytes:
+    """Confusion counts among the classes most often mistaken for one another (a 131 x 131 matrix
+    is unreadable): true class down, predicted across, counts written in the cells."""
+    plt = _pyplot()
+    counts = np.asarray(counts, dtype=int).reshape(len(labels), len(labels))
+    side = max(3.6, 0.45 * len(labels) + 2.2)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    title = f"Linear probe: confusions among the {len(labels)} most confused of {classes} classes"
+    if accuracy is not None:
+        title += f"\n(test accuracy {accuracy * 100:.1f} %)"
+    ax.set_title(title)
+    if len(labels) == 0:
+        ax.text(0.5, 0.5, "no misclassified rows", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return _png(fig)
+    image = ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    top = counts.max() if counts.size else 0
+    for (i, j), n in np.ndenumerate(counts):
+        if n:
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > top / 2 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="evaluated images")
+    return _png(fig)

@@ -8,6 +8,8 @@ work.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from dagster import Config
 from pydantic import Field, ValidationError
 
@@ -37,8 +39,21 @@ class PcaConfig(Config):
     standardize: bool = Field(default=False, description="StandardScaler (mean 0, unit variance) before PCA")
 
 
+class ProbeConfig(Config):
+    features: Literal["image_pca", "image_features"] = Field(
+        default="image_pca",
+        description="which vectors the probe classifies: the PCA projection or the raw 1280-d features")
+    reg_param: float = Field(default=1e-3, ge=0.0, le=10.0, description="L2 regularization of the logistic regression")
+    max_iter: int = Field(default=100, ge=1, le=1000, description="L-BFGS iterations at most")
+    max_train_rows_per_class: int = Field(
+        default=0, ge=0, le=1_000_000, description="training rows kept per class, seeded choice (0 = all)")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1,
+                      description="seed of the 80/20 split (data without a Test split) and of the per-class cap")
+
+
 # op name -> its config model (the op of a multi-asset is named after the function)
-CONFIG_BY_OP = {"feature_model": FeatureModelConfig, "image_features": FeaturizeConfig, "pca_model": PcaConfig}
+CONFIG_BY_OP = {"feature_model": FeatureModelConfig, "image_features": FeaturizeConfig, "pca_model": PcaConfig,
+                 "feature_probe": ProbeConfig}
 
 
 def _describe(model: type[Config], field: str) -> str:

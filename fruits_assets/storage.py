@@ -21,6 +21,7 @@ POINTER = "_CURRENT.json"
 # ``keep_versions`` (a half-written version of a killed run must never push a good one out).
 # Spark and pyarrow ignore files whose names start with "_".
 PUBLISHED_MARKER = "_PUBLISHED.json"
+FIGURES_DIR = "_figures"  # "_": Spark and pyarrow skip it when they read a parquet version
 
 
 def is_s3(uri: str) -> bool:

@@ -1,6 +1,6 @@
 """The web UI in a real browser: Debian's Chromium driven by Playwright against a real
 dagster-webserver on 127.0.0.1. A click on "Materialize all" runs the graph; then the lineage
-lists the six assets, the PCA plots load as images and the per-class table shows the classes.
+lists the seven assets, the PCA plots load as images and the per-class table shows the classes.
 A screenshot is saved next to the test's files when something fails."""
 
 import shutil
@@ -15,7 +15,8 @@ from fruits_assets import sample_data
 from fruits_assets_tests.conftest import run_env, running_webserver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca"]
+ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca",
+          "feature_probe"]
 # The closed network refuses Chromium's background connections; these keep it from trying.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -64,13 +65,13 @@ def test_materialize_all_then_lineage_plots_and_tables(ui):
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         try:
             page.goto(f"{base}/asset-groups", wait_until="domcontentloaded")
-            for asset in ASSETS:  # the lineage lists the six assets
+            for asset in ASSETS:  # the lineage lists the seven assets
                 page.get_by_text(asset, exact=True).first.wait_for(timeout=60_000)
             dismiss_welcome_dialog(page)
             page.get_by_role("button", name="Materialize all").first.click()
             assert wait_for_run(client) == "SUCCESS", (tmp / "webserver.log").read_text()[-4000:]
 
-            for asset in ("pca_model", "image_pca"):  # plots load as images
+            for asset in ("pca_model", "image_pca", "feature_probe"):  # plots load as images
                 page.goto(f"{base}/assets/{asset}", wait_until="domcontentloaded")
                 page.get_by_text("[Show Markdown]").first.click(timeout=60_000)
                 image = page.locator('img[src^="data:image/png"]').first

@@ -205,10 +205,10 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
         p.read_text()[-3000:] for p in (harness.workdir / "steps").rglob("stderr.txt"))
     assert "RUN_SUCCESS" in log
     # the Spark steps ran on the "cluster", through the launcher, and succeeded
-    assert [state for _, state, _ in harness.completed] == ["COMPLETED"] * 3
+    assert [state for _, state, _ in harness.completed] == ["COMPLETED"] * 4
     steps = aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"]
-    assert {name for name in ("image_features", "pca_model", "image_pca")
-            if any(s["Name"].endswith(name) for s in steps)} == {"image_features", "pca_model", "image_pca"}
+    spark_assets = {"image_features", "pca_model", "image_pca", "feature_probe"}
+    assert {name for name in spark_assets if any(s["Name"].endswith(name) for s in steps)} == spark_assets
     # its events came back into this run: check results computed on the cluster, then its logs
     assert "Asset check 'counts_reconcile' on 'image_features' passed" in log
     assert f"featurized {20 + len(bad)} images ({len(bad)} rejected)" in log
@@ -229,7 +229,9 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     assert rows == 20
     # PCA fitted and projected on the cluster: the model in its open format, 20 projected rows
     assert "Asset check 'pca_rows_match' on 'image_pca' passed" in log
-    for asset, name in (("pca_model", "pca.npz"), ("image_pca", "part-00000.parquet")):
+    assert "Asset check 'probe_above_chance' on 'feature_probe'" in log  # the probe ran there too
+    for asset, name in (("pca_model", "pca.npz"), ("image_pca", "part-00000.parquet"),
+                        ("feature_probe", "part-00000.parquet"), ("feature_probe", "_probe.json")):
         pointer = json.loads(s3.get_object(Bucket=BUCKET, Key=f"assets/{asset}/_CURRENT.json")["Body"].read())
         key = pointer["uri"][len(f"s3://{BUCKET}/"):] + "/" + name
         assert s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0

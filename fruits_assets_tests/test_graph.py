@@ -15,7 +15,8 @@ from fruits_assets.definitions import (
 )
 from fruits_assets.storage import VersionedStore
 
-ALL_ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca"]
+ALL_ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca",
+              "feature_probe"]
 SPARK = dict(LOCAL_SPARK_CONFIG, **{"spark.master": "local[2]"})
 
 
@@ -49,7 +50,7 @@ def test_every_asset_and_check_succeeds(graph_run):
     assert names == {
         ("raw_images", "layout_parsed"), ("feature_model", "pretrained_weights"),
         *(("image_features", c) for c in assets.FEATURE_CHECKS), ("pca_model", "explained_variance_target"),
-        *(("image_pca", c) for c in assets.PCA_CHECKS),
+        *(("image_pca", c) for c in assets.PCA_CHECKS), ("feature_probe", "probe_above_chance"),
     }
     failed = [(e.check_name, e.metadata) for e in evaluations if not e.passed]
     assert not failed
@@ -61,9 +62,10 @@ def test_materializations_record_uri_and_row_count(graph_run):
     for asset in ALL_ASSETS:
         meta = materialization(result, asset)
         assert meta["dagster/uri"].value == store.require_current(asset).uri
-    tables = ["raw_images", "image_features", "image_rejects", "image_pca"]
+    tables = ["raw_images", "image_features", "image_rejects", "image_pca", "feature_probe"]
     counts = {a: materialization(result, a)["dagster/row_count"].value for a in tables}
-    assert counts == {"raw_images": 100 + len(bad), "image_features": 100, "image_rejects": len(bad), "image_pca": 100}
+    assert counts == {"raw_images": 100 + len(bad), "image_features": 100, "image_rejects": len(bad), "image_pca": 100,
+                      "feature_probe": 30}  # the Test split
     # models are not tables: no row count (k was shown as pca_model's "Row count")
     assert all("dagster/row_count" not in materialization(result, a) for a in ("feature_model", "pca_model"))
 
@@ -263,3 +265,47 @@ def test_catalog_loads_published_outputs_without_the_layout(graph_run):
         catalog.load("nope", root=root)
     with pytest.raises(FileNotFoundError, match="no published version '19990101'"):
         catalog.load("image_pca", version="v=19990101", root=root)
+
+
+def test_feature_probe_agrees_with_a_scikit_learn_recomputation(graph_run):
+    """The probe's numbers recomputed from the same rows: its metadata equals scikit-learn's
+    metrics on its own predictions, and scikit-learn's logistic regression with the same objective
+    (standardized inputs, L2 weight 1/(n * reg_param)) trained on the same Training rows predicts
+    the same classes on the Test rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.preprocessing import StandardScaler
+
+    from fruits_assets import catalog
+    from fruits_assets.run_config import ProbeConfig
+
+    result, data, _ = graph_run
+    meta = materialization(result, "feature_probe")
+    probe, pca = catalog.load("feature_probe", root=str(data)), catalog.load("image_pca", root=str(data))
+    train, test = pca[pca["split"] == "Training"], pca[pca["split"] == "Test"]
+    assert (meta["train_rows"].value, meta["eval_rows"].value) == (len(train), len(test)) == (70, 30)
+    assert sorted(probe["path"]) == sorted(test["path"])
+    assert meta["accuracy"].value == round(accuracy_score(probe["label"], probe["predicted"]), 4)
+    assert meta["macro_f1"].value == round(f1_score(probe["label"], probe["predicted"], average="macro"), 4)
+    assert meta["classes"].value == 10 and meta["chance_uniform"].value == 0.1
+    majority = train["label"].value_counts().sort_index(ascending=False).idxmax()  # ties: as the probe breaks them
+    assert meta["majority_class_rate"].value == round(float((test["label"] == majority).mean()), 4)
+
+    scaler = StandardScaler().fit(np.stack(train["pca"]))
+    reg = ProbeConfig().reg_param
+    sk = LogisticRegression(C=1 / (len(train) * reg), max_iter=10_000, tol=1e-10)
+    sk.fit(scaler.transform(np.stack(train["pca"])), train["label"])
+    ours = probe.set_index("path").loc[test["path"], "predicted"].to_numpy()
+    theirs = sk.predict(scaler.transform(np.stack(test["pca"])))
+    assert np.mean(ours == theirs) >= 0.9, (ours, theirs)
+    assert abs(meta["accuracy"].value - accuracy_score(test["label"], theirs)) <= 0.1
+
+    report = catalog.probe_report(root=str(data))
+    worst = report["worst_classes"]
+    assert len(worst) == 10 and [w["accuracy"] for w in worst] == sorted(w["accuracy"] for w in worst)
+    for w in worst:
+        rows = probe[probe["label"] == w["label"]]
+        assert w["accuracy"] == pytest.approx(rows["correct"].mean())
+        wrong = rows.loc[~rows["correct"], "predicted"]
+        assert w["confused_rows"] == (wrong.value_counts().max() if len(wrong) else 0)
+    assert catalog.figure("feature_probe", "confusion.png", root=str(data))[:8] == b"\x89PNG\r\n\x1a\n"

@@ -103,6 +103,7 @@ def test_changes_are_featurized_and_the_rest_reused_bit_for_bit(world):
     rejects = pd.read_parquet(store.require_current("image_rejects").uri)
     assert [Path(p).name for p in rejects["path"]] == ["still_broken_100.jpg"]
     assert meta(result, "pca_model")["reused"] is False and meta(result, "image_pca")["reused"] is False
+    assert meta(result, "feature_probe")["reused"] is False
     assert meta(result, "image_pca")["dagster/row_count"] == len(after)
 
 
@@ -115,6 +116,7 @@ def test_no_change_rebuilds_nothing(world):
     assert (m["images_computed"], m["images_removed"]) == (0, 0)
     assert meta(result, "feature_model")["reused"] is True
     assert meta(result, "pca_model")["reused"] is True and meta(result, "image_pca")["reused"] is True
+    assert meta(result, "feature_probe")["reused"] is True
     pca_after = pd.read_parquet(store.require_current("image_pca").uri).sort_values("path", ignore_index=True)
     assert pca_before["path"].tolist() == pca_after["path"].tolist()
     assert all(np.array_equal(a, b) for a, b in zip(pca_before["pca"], pca_after["pca"]))

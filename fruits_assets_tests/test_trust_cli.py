@@ -18,7 +18,8 @@ from fruits_assets_tests.conftest import RUN_DIR, run_env
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 CLI = str(Path(sys.executable).with_name("fruits-assets"))
-ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca"]
+ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca",
+          "feature_probe"]
 N_SMALL = 30
 
 

@@ -1,0 +1,168 @@
+"""What a linear probe's predictions say about the features: pure NumPy/pandas, no Spark, no Dagster.
+
+The probe (:mod:`fruits_assets.spark_probe`) trains on one set of rows and predicts another;
+this module decides which rows are which (deterministically, from the path and a seed) and turns
+``(true label, predicted label)`` pairs into the numbers the ``feature_probe`` asset reports.
+Macro-F1 follows scikit-learn's ``f1_score(average="macro")``: the mean over every label that is
+true or predicted, 0 for a label never predicted right.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+TRAIN_SPLIT, EVAL_SPLIT = "Training", "Test"
+HOLDOUT_FRACTION = 0.2   # evaluated share when the data has no Test split
+WORST_SHOWN = 10
+CONFUSION_CLASSES = 12   # the confusion plot shows the classes most often mistaken for one another
+
+
+def row_hash(path: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the path and the seed: the same on the driver and in every
+    Spark task, whatever the partitioning (Python's ``hash`` is salted per process)."""
+    return zlib.crc32(f"{seed}:{path}".encode()) / 2**32
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """Which rows train and which are evaluated: ``role`` per path ("train", "eval", "unused")."""
+
+    roles: pd.Series                  # indexed by path
+    classes: list[str]                # every label, sorted: the class index is the position
+    split_rule: str                   # said in metadata
+    has_split: bool                   # Training/Test given (else the seeded holdout)
+    train_thresholds: dict = field(default_factory=dict)  # label -> largest kept row_hash (capped classes)
+
+    def counts(self) -> dict[str, int]:
+        return {role: int((self.roles == role).sum()) for role in ("train", "eval", "unused")}
+
+
+def plan_roles(rows: pd.DataFrame, seed: int, max_train_per_class: int = 0) -> ProbePlan:
+    """``rows``: path, label, split. Training trains and Test is evaluated; with no Test rows, a
+    seeded 80/20 split of all rows. ``max_train_per_class`` > 0 keeps that many training rows per
+    class (those with the smallest row hash: deterministic, no shuffle), the rest are unused."""
+    rows = rows.dropna(subset=["label"])
+    h = rows["path"].map(lambda p: row_hash(p, seed))
+    has_split = (rows["split"] == TRAIN_SPLIT).any() and (rows["split"] == EVAL_SPLIT).any()
+    if has_split:
+        role = np.where(rows["split"] == TRAIN_SPLIT, "train", np.where(rows["split"] == EVAL_SPLIT, "eval", "unused"))
+        rule = f"trained on the {TRAIN_SPLIT} split, evaluated on the {EVAL_SPLIT} split"
+    else:
+        role = np.where(h < 1 - HOLDOUT_FRACTION, "train", "eval")
+        rule = (f"no {TRAIN_SPLIT}/{EVAL_SPLIT} pair of splits: seeded {1 - HOLDOUT_FRACTION:.0%}/"
+                f"{HOLDOUT_FRACTION:.0%} split of all rows (seed {seed})")
+    roles = pd.Series(role, index=rows["path"].to_numpy(), name="role")
+    thresholds: dict[str, float] = {}
+    if max_train_per_class > 0:
+        train = pd.DataFrame({"label": rows["label"].to_numpy(), "h": h.to_numpy()}, index=rows["path"].to_numpy())
+        train = train[roles == "train"]
+        for label, group in train.groupby("label"):
+            if len(group) > max_train_per_class:
+                # The same rule as role_of (h <= threshold), so driver and tasks agree even on ties.
+                thresholds[str(label)] = threshold = float(group["h"].nsmallest(max_train_per_class).max())
+                roles.loc[group.index[group["h"] > threshold]] = "unused"
+        if thresholds:
+            rule += f"; at most {max_train_per_class} training rows per class (seeded choice)"
+    return ProbePlan(roles, sorted(rows["label"].astype(str).unique()), rule, bool(has_split), thresholds)
+
+
+def role_of(path: str, label: str, split: str, seed: int, has_split: bool, thresholds: dict) -> str:
+    """The role :func:`plan_roles` gives one row, recomputed where the row is read (a Spark task)."""
+    h = row_hash(path, seed)
+    if has_split:
+        role = "train" if split == TRAIN_SPLIT else "eval" if split == EVAL_SPLIT else "unused"
+    else:
+        role = "train" if h < 1 - HOLDOUT_FRACTION else "eval"
+    if role == "train" and label in thresholds and h > thresholds[label]:
+        return "unused"
+    return role
+
+
+def macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
+    labels = np.union1d(true, pred)
+    if len(labels) == 0:
+        return float("nan")
+    scores = []
+    for label in labels:
+        tp = np.sum((pred == label) & (true == label))
+        fp = np.sum((pred == label) & (true != label))
+        fn = np.sum((pred != label) & (true == label))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+def evaluate(true, pred, train_counts: dict[str, int]) -> dict:
+    """The probe's numbers from the evaluated rows' labels and predictions.
+
+    ``train_counts``: training rows per class (the majority class and the class count come from it).
+    ``accuracy`` is None when nothing was evaluated.
+    """
+    true = np.asarray(true, dtype=object).astype(str)
+    pred = np.asarray(pred, dtype=object).astype(str)
+    n = len(true)
+    n_classes = len(train_counts)
+    majority = max(train_counts, key=lambda c: (train_counts[c], c)) if train_counts else None
+    out: dict = {
+        "eval_rows": n,
+        "train_rows": int(sum(train_counts.values())),
+        "classes": n_classes,
+        "accuracy": float(np.mean(true == pred)) if n else None,
+        "macro_f1": macro_f1(true, pred) if n else None,
+        "chance_uniform": 1.0 / n_classes if n_classes else None,
+        "majority_class": majority,
+        "majority_rate": float(np.mean(true == majority)) if n and majority is not None else None,
+        "eval_classes_unseen_in_training": sorted(set(true) - set(train_counts)),
+    }
+    per_class = []
+    for label in sorted(set(true)):
+        mask = true == label
+        wrong = pred[mask & (pred != label)]
+        confused, confused_n = ("", 0)
+        if len(wrong):
+            values, counts = np.unique(wrong, return_counts=True)
+            confused, confused_n = str(values[counts.argmax()]), int(counts.max())
+        per_class.append({"label": label, "rows": int(mask.sum()), "accuracy": float(np.mean(pred[mask] == label)),
+                          "most_confused_with": confused, "confused_rows": confused_n})
+    per_class.sort(key=lambda r: (r["accuracy"], -r["rows"], r["label"]))
+    out["per_class"] = per_class
+    out["worst_classes"] = per_class[:WORST_SHOWN]
+    out["confusion"] = confusion_block(true, pred)
+    return out
+
+
+def confusion_block(true: np.ndarray, pred: np.ndarray, limit: int = CONFUSION_CLASSES) -> dict:
+    """The confusion counts among the ``limit`` classes involved in the most errors (readable with
+    131 classes): ``{"labels": [...], "counts": [[true x predicted]]}``; rows of other classes'
+    predictions are not shown (a row's sum can be below its class's row count)."""
+    errors = pd.Series(np.concatenate([true[true != pred], pred[true != pred]])).value_counts()
+    labels = sorted(errors.index[:limit].astype(str)) if len(errors) else []
+    index = {label: i for i, label in enumerate(labels)}
+    counts = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(true, pred):
+        if t in index and p in index:
+            counts[index[t], index[p]] += 1
+    return {"labels": labels, "counts": counts.tolist()}
+
+
+CHANCE_FACTOR = 5
+
+
+def above_chance(report: dict) -> tuple[bool, float | None, str]:
+    """(passed, threshold, why) of ``probe_above_chance``: accuracy >= 5 x chance, chance being
+    the larger of the majority-class rate and 1/classes (a majority class absent from the
+    evaluated rows has a rate of 0, which would let any accuracy pass)."""
+    accuracy, classes = report["accuracy"], report["classes"]
+    if classes < 2:
+        return False, None, report.get("note") or f"{classes} class(es) in the training rows: nothing to tell apart"
+    if accuracy is None:
+        return False, None, f"no evaluated rows: accuracy undefined ({report.get('split_rule', '')})"
+    chance = max(report["majority_rate"] or 0.0, report["chance_uniform"] or 0.0)
+    threshold = min(1.0, CHANCE_FACTOR * chance)
+    passed = accuracy >= threshold
+    why = (f"accuracy {accuracy:.3f} {'>=' if passed else '<'} {CHANCE_FACTOR} x chance {chance:.3f} "
+           f"(the larger of the majority-class rate {report['majority_rate']:.3f} and 1/{classes})")
+    return passed, threshold, why + ("" if passed else ": the features barely separate the classes")

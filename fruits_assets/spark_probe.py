@@ -1,0 +1,109 @@
+"""A linear probe with Spark ML: multinomial logistic regression on published vectors.
+
+Spark tasks read their parquet row groups (local or s3://, as the PCA does), keep the rows the
+plan gives a role and hand Spark ML (label index, vector) rows; the driver collects only the
+evaluated rows' predicted class (ints), never a vector. The same code runs on the EMR cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .featurize import Location
+from .probe_metrics import ProbePlan, plan_roles, role_of
+from .spark_pca import _matrix, _read, _units_frame, row_groups
+
+VECTOR_COLUMN = {"image_pca": "pca", "image_features": "features"}
+_ROWS_DDL = "path string, role string, label double, vec array<float>"
+
+
+@dataclass
+class ProbeFit:
+    plan: ProbePlan
+    predictions: pd.DataFrame      # evaluated rows: path, label, split, predicted
+    train_counts: dict             # label -> training rows
+    fitted: bool                   # False when training has fewer than 2 classes (nothing to fit)
+    iterations: int
+    train_seconds: float
+    predict_seconds: float
+    dim: int
+
+
+def read_labels(uri: str, location: Location) -> pd.DataFrame:
+    """path, label, split of every row (no vectors: a few MB for Fruits-360)."""
+    import pyarrow.dataset as ds
+
+    fs, path = location.filesystem(uri)
+    return ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=["path", "label", "split"]).to_pandas()
+
+
+def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int, max_train_per_class: int,
+              reg_param: float, max_iter: int) -> ProbeFit:
+    from pyspark import StorageLevel
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    rows = read_labels(uri, location)
+    plan = plan_roles(rows, seed, max_train_per_class)
+    index = {label: float(i) for i, label in enumerate(plan.classes)}
+    has_split, thresholds, store_uri = plan.has_split, plan.train_thresholds, uri
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        fs = location.filesystem(store_uri)[0]
+        for batch in batches:
+            for unit_path, group in zip(batch.column("path").to_pylist(), batch.column("index").to_pylist()):
+                table = _read(fs, unit_path, group, ["path", "label", "split", vector_column])
+                matrix, ok = _matrix(table.column(vector_column))
+                paths, labels, splits = (table.column(c).to_pylist() for c in ("path", "label", "split"))
+                roles = [role_of(p, lab, s, seed, has_split, thresholds) if lab is not None else "unused"
+                         for p, lab, s in zip(paths, labels, splits)]
+                keep = [i for i, r in enumerate(roles) if r != "unused" and ok[i]]
+                if not keep:
+                    continue
+                position = np.cumsum(ok) - 1  # row i of the table is row position[i] of the matrix
+                vectors = matrix[position[keep]]
+                yield pa.RecordBatch.from_pydict(
+                    {"path": [paths[i] for i in keep], "role": [roles[i] for i in keep],
+                     "label": [index[labels[i]] for i in keep],
+                     "vec": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), vectors.shape[1]).cast(
+                         pa.list_(pa.float32()))},
+                    schema=pa.schema([("path", pa.string()), ("role", pa.string()), ("label", pa.float64()),
+                                      ("vec", pa.list_(pa.float32()))]))
+
+    units = row_groups(uri, location)
+    frame = (_units_frame(spark, units).mapInArrow(run, _ROWS_DDL)
+             .select("path", "role", "label", array_to_vector("vec").alias("features")))
+    role = rows["path"].map(plan.roles)
+    train_counts = {str(k): int(v) for k, v in rows.loc[role == "train", "label"].value_counts().items()}
+    evaluated = rows.loc[role == "eval", ["path", "label", "split"]].reset_index(drop=True)
+    dim = 0
+    started = time.perf_counter()
+    if len(train_counts) < 2:
+        # One class (or none): nothing to tell apart, no model to fit. The "prediction" is that class.
+        only = next(iter(train_counts), None)
+        predictions = evaluated.assign(predicted=only)
+        return ProbeFit(plan, predictions, train_counts, False, 0, 0.0, 0.0, dim)
+    train = frame.where(F.col("role") == "train").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        lr = LogisticRegression(family="multinomial", maxIter=max_iter, regParam=reg_param, standardization=True)
+        model = lr.fit(train)
+        iterations = int(model.summary.totalIterations)
+    finally:
+        train.unpersist()
+    dim = int(model.numFeatures)
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = (model.transform(frame.where(F.col("role") == "eval"))
+                 .select("path", F.col("prediction").cast("int").alias("class")).toPandas())
+    names = np.asarray(plan.classes, dtype=object)
+    predicted["predicted"] = names[predicted["class"].to_numpy()] if len(predicted) else []
+    predictions = evaluated.merge(predicted[["path", "predicted"]], on="path", how="left")
+    return ProbeFit(plan, predictions, train_counts, True, iterations, train_seconds,
+                    time.perf_counter() - started, dim)

@@ -1,0 +1,121 @@
+"""The feature probe's logic without Spark, and its degenerate data sets through the real asset."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, materialize
+
+from fruits_assets.definitions import LOCAL_SPARK_CONFIG, build_definitions, local_resources
+from fruits_assets.incremental import PROJECTED
+from fruits_assets.probe_metrics import evaluate, plan_roles, role_of
+from fruits_assets.storage import VersionedStore
+
+SPARK = dict(LOCAL_SPARK_CONFIG, **{"spark.master": "local[2]"})
+
+
+def test_metrics_equal_scikit_learn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(3)
+    labels = np.array(["Apple Braeburn", "Banana", "Clémentine", "Kiwi", "Lemon"], dtype=object)
+    true = labels[rng.integers(0, 5, 400)]
+    pred = np.where(rng.random(400) < 0.6, true, labels[rng.integers(0, 4, 400)])  # "Lemon" never predicted wrong
+    report = evaluate(true, pred, {"Apple Braeburn": 50, "Banana": 80, "Clémentine": 10, "Kiwi": 80})
+    assert report["accuracy"] == pytest.approx(accuracy_score(true, pred))
+    assert report["macro_f1"] == pytest.approx(f1_score(true, pred, average="macro"))
+    assert report["classes"] == 4 and report["chance_uniform"] == 0.25
+    assert report["majority_class"] == "Kiwi"  # tie with Banana: the later name, always the same
+    assert report["majority_rate"] == pytest.approx(np.mean(true == "Kiwi"))
+    assert report["eval_classes_unseen_in_training"] == ["Lemon"]
+    per = {r["label"]: r for r in report["per_class"]}
+    for label in labels:
+        mask = true == label
+        assert per[label]["accuracy"] == pytest.approx(np.mean(pred[mask] == label))
+    block = report["confusion"]
+    assert len(block["labels"]) == 5 and np.trace(np.array(block["counts"])) == np.sum(true == pred)
+
+
+def test_roles_follow_the_splits_else_a_seeded_holdout_and_tasks_agree():
+    rows = pd.DataFrame({"path": [f"file:/x/{i}.jpg" for i in range(1000)],
+                         "label": [f"c{i % 7}" for i in range(1000)],
+                         "split": ["Training"] * 700 + ["Test"] * 300})
+    plan = plan_roles(rows, seed=0)
+    assert plan.has_split and plan.counts() == {"train": 700, "eval": 300, "unused": 0}
+
+    capped = plan_roles(rows, seed=0, max_train_per_class=20)
+    assert capped.counts()["train"] == 7 * 20 and "at most 20 training rows per class" in capped.split_rule
+    for r in rows.itertuples():  # what a Spark task decides for a row = what the driver planned
+        assert role_of(r.path, r.label, r.split, 0, True, capped.train_thresholds) == capped.roles[r.path]
+
+    holdout = plan_roles(rows.assign(split="Training"), seed=0)
+    assert not holdout.has_split and "seeded 80%/20% split" in holdout.split_rule
+    assert 150 <= holdout.counts()["eval"] <= 250
+    assert plan_roles(rows.assign(split="Training"), seed=0).roles.equals(holdout.roles)  # same seed, same split
+    assert not plan_roles(rows.assign(split="Training"), seed=1).roles.equals(holdout.roles)
+
+
+def publish_vectors(root, rows: pd.DataFrame, dim: int = 6) -> None:
+    """Publish image_features and image_pca versions for ``rows`` (path, label, split) by hand."""
+    store = VersionedStore(str(root))
+    rng = np.random.default_rng(0)
+    centers = {label: rng.normal(size=dim) * 3 for label in rows["label"].unique()}
+    vectors = np.stack([centers[label] + rng.normal(size=dim) * 0.1 for label in rows["label"]]).astype(np.float32)
+    for asset, column in (("image_features", "features"), ("image_pca", "pca")):
+        version = store.new_version(f"hand-{asset}")
+        uri = store.version_uri(asset, version)
+        (root / asset / f"v={version}").mkdir(parents=True)
+        table = pa.table({"path": rows["path"], "label": rows["label"], "split": rows["split"],
+                          column: pa.array(list(vectors), type=pa.list_(pa.float32()))})
+        pq.write_table(table, f"{uri}/part-00000.parquet")
+        (root / asset / f"v={version}" / PROJECTED).write_text(json.dumps({"fit_key": "k", "features_key": "f"}))
+        store.publish(asset, version, {"kind": "spark_parquet"})
+
+
+def probe(root, images, **config):
+    result = materialize(list(build_definitions("local").assets), resources=local_resources(str(root), str(images),
+                         SPARK), selection=[AssetKey("feature_probe")],
+                         run_config={"ops": {"feature_probe": {"config": config}}} if config else None)
+    assert result.success
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("feature_probe")]
+    [check] = result.get_asset_check_evaluations()
+    return {k: v.value for k, v in event.materialization.metadata.items()}, check
+
+
+def test_one_class_gives_a_clear_result_not_a_crash(tmp_path, sample_images):
+    rows = pd.DataFrame({"path": [f"file:/b/{i}.jpg" for i in range(8)], "label": ["Banana"] * 8,
+                         "split": ["Training"] * 6 + ["Test"] * 2})
+    publish_vectors(tmp_path, rows)
+    meta, check = probe(tmp_path, sample_images)
+    assert meta["fitted"] is False and meta["classes"] == 1 and meta["eval_rows"] == 2
+    assert "1 class(es) in the training rows: nothing to tell apart" in meta["note"]
+    assert not check.passed and "nothing to tell apart" in check.description
+
+
+def test_one_row_per_class_without_test_split(tmp_path, sample_images):
+    labels = [f"Fruit {i}" for i in range(12)]
+    rows = pd.DataFrame({"path": [f"file:/o/{label}/1.jpg" for label in labels], "label": labels,
+                         "split": ["Training"] * 12})
+    publish_vectors(tmp_path, rows)
+    meta, check = probe(tmp_path, sample_images)
+    assert "seeded 80%/20% split" in meta["split_rule"]
+    assert meta["train_rows"] + meta["eval_rows"] == 12 and meta["eval_rows"] >= 1
+    # the evaluated classes were never seen in training: accuracy 0, said plainly, no crash
+    assert meta["eval_classes_unseen_in_training"] == meta["eval_rows"]
+    assert meta["accuracy"] == 0.0 and not check.passed and "barely separate" in check.description
+
+
+def test_probe_is_reused_until_its_inputs_or_settings_change(tmp_path, sample_images):
+    labels = ["Apple", "Banana", "Cherry"]
+    rows = pd.DataFrame({"path": [f"file:/r/{i}.jpg" for i in range(60)], "label": [labels[i % 3] for i in range(60)],
+                         "split": ["Training" if i < 45 else "Test" for i in range(60)]})
+    publish_vectors(tmp_path, rows)
+    first, check = probe(tmp_path, sample_images)
+    assert first["reused"] is False and first["accuracy"] == 1.0 and check.passed  # well-separated clusters
+    again, _ = probe(tmp_path, sample_images)
+    assert again["reused"] is True and again["accuracy"] == first["accuracy"]
+    raw, _ = probe(tmp_path, sample_images, features="image_features", reg_param=0.01)
+    assert raw["reused"] is False and raw["features"] == "image_features (6-d)"
