@@ -13,7 +13,7 @@ SAMPLE_IMAGES ?= 200
 DEMO_LOG_LEVEL ?= INFO
 DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
-.PHONY: install java chromium demo test ui bench clean lint
+.PHONY: install java chromium demo test ui notebook bench clean lint
 
 # The instance `make demo` and `make ui` use, for the dagster/dg CLIs run by hand from this folder
 # too (both load .env from the working directory). Not committed: it holds an absolute path.
@@ -57,6 +57,17 @@ lint: install
 ui: java install .env
 	@$(BIN)/fruits-assets home init >/dev/null
 	$(BIN)/dagster dev -w workspace.yaml
+
+# JupyterLab on 127.0.0.1 with the project kernel ("Python 3 (fruits-assets)"): this venv, reading
+# the outputs of `make demo` (the same DAGSTER_HOME and FRUITS_DATA_ROOT).
+$(BIN)/.notebook: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,notebook]'
+	touch $@
+
+notebook: install $(BIN)/.notebook
+	@$(BIN)/python -m ipykernel install --sys-prefix --name fruits-assets --display-name "Python 3 (fruits-assets)" \
+	  --env DAGSTER_HOME "$(DAGSTER_HOME)" --env FRUITS_DATA_ROOT "$(FRUITS_DATA_ROOT)" >/dev/null
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/explore.ipynb
 
 bench: java install
 	$(BIN)/python benchmarks/featurize.py --images 4000

@@ -309,3 +309,27 @@ def test_feature_probe_agrees_with_a_scikit_learn_recomputation(graph_run):
         wrong = rows.loc[~rows["correct"], "predicted"]
         assert w["confused_rows"] == (wrong.value_counts().max() if len(wrong) else 0)
     assert catalog.figure("feature_probe", "confusion.png", root=str(data))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_explore_notebook_runs_headless_on_the_published_graph(graph_run, monkeypatch):
+    """notebooks/explore.ipynb executed by a real kernel against the freshly materialized graph:
+    any cell error fails the test (nbclient raises CellExecutionError)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from fruits_assets import catalog
+
+    _, data, _ = graph_run
+    monkeypatch.setenv("FRUITS_DATA_ROOT", str(data))  # what `make notebook`'s kernel gets
+    monkeypatch.setenv("FRUITS_DEPLOYMENT", "local")
+    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb", as_version=4)
+    assert notebook.metadata.kernelspec.name == "fruits-assets"
+    # the project kernel is this interpreter: `python3` of this venv stands for it here
+    NotebookClient(notebook, kernel_name="python3", timeout=300,
+                   resources={"metadata": {"path": str(data)}}).execute()
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert f"published outputs under {data}" in text and "100 images with features, 10 classes" in text
+    report = catalog.probe_report(root=str(data))
+    assert f"accuracy from the predictions: {report['accuracy']:.4f}" in text
+    images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == 5  # class counts, variance curve, scatter, confusion, neighbours
