@@ -4,6 +4,7 @@
     fruits-assets emr plan [--json]
     fruits-assets emr up | status | down
     fruits-assets emr policy
+    fruits-assets emr notebook [PATH]
 """
 
 from __future__ import annotations
@@ -79,6 +80,21 @@ def cmd_emr_up(args) -> int:
     cluster_id = create_cluster(emr, s3, spec, wait=not args.no_wait, poll_s=args.poll_seconds)
     print(cluster_id)
     print(f"export FRUITS_EMR_CLUSTER_ID={cluster_id}", file=sys.stderr)
+    return 0
+
+
+def cmd_emr_notebook(args) -> int:
+    from pathlib import Path
+
+    from .emr.cluster import ClusterSpec, push_notebook
+
+    path = Path(args.path)
+    if not path.is_file():
+        raise settings.SettingsError(f"no notebook at {path} (run from the repository root, or pass its path)")
+    spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
+    _, s3 = _clients(spec.region)
+    print(f"{push_notebook(s3, spec, path.read_bytes(), path.name)}: open it in JupyterHub "
+          f"(kernel 'Python 3 (fruits-assets)')")
     return 0
 
 
@@ -165,6 +181,10 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--poll-seconds", type=float, default=30)
     up.set_defaults(fn=cmd_emr_up)
+    notebook = emr.add_parser("notebook", help="copy a notebook to the bucket's JupyterHub folder (jupyter/jovyan/),"
+                                               " where the cluster's hub lists it")
+    notebook.add_argument("path", nargs="?", default="notebooks/explore.ipynb")
+    notebook.set_defaults(fn=cmd_emr_notebook)
     emr.add_parser("policy", help="print the operator's IAM policy (bucket, region, tagged clusters, roles)",
                    ).set_defaults(fn=cmd_emr_policy)
     for name, fn in (("status", cmd_emr_status), ("down", cmd_emr_down)):

@@ -4,6 +4,7 @@ with a real password, cluster visible to its creator only, versioned bucket, the
 policy rendered from settings, and the on-demand cost line."""
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fruits_assets_tests.conftest import RUN_DIR, run_env
+from fruits_assets_tests.conftest import REPO, RUN_DIR, run_env
 from fruits_assets_tests.emr_harness.harness import MotoAws
 
 BUCKET = "fruits-assets-security-test"
@@ -116,6 +117,7 @@ def test_jupyterhub_is_off_by_default_and_needs_a_real_password(tmp_path, aws):
     _, out = plan(env_for(tmp_path, aws))
     assert {a["Name"] for a in out["RunJobFlow"]["Applications"]} == {"Hadoop", "Spark"}
     assert "Steps" not in out["RunJobFlow"]
+    assert "jupyter-s3-conf" not in json.dumps(out["RunJobFlow"]["Configurations"])
     on = env_for(tmp_path, aws, FRUITS_EMR_JUPYTERHUB="1")
     one_line_error(plan(on)[0], "FRUITS_EMR_JUPYTERHUB_PASSWORD")
     one_line_error(plan(dict(on, FRUITS_EMR_JUPYTERHUB_PASSWORD="jupyter"))[0], "FRUITS_EMR_JUPYTERHUB_PASSWORD")
@@ -124,8 +126,14 @@ def test_jupyterhub_is_off_by_default_and_needs_a_real_password(tmp_path, aws):
     proc, out = plan(with_password)
     assert proc.returncode == 0, proc.stderr
     assert {a["Name"] for a in out["RunJobFlow"]["Applications"]} == {"Hadoop", "Spark", "JupyterHub", "Livy"}
-    [step] = out["RunJobFlow"]["Steps"]
+    step, kernel = out["RunJobFlow"]["Steps"]  # the password first, then the project kernel
     assert step["ActionOnFailure"] == "TERMINATE_CLUSTER" and "chpasswd" in " ".join(step["HadoopJarStep"]["Args"])
+    script = " ".join(kernel["HadoopJarStep"]["Args"])
+    assert kernel["Name"] == "jupyterhub-project-kernel" and "ipykernel install --name fruits-assets" in script
+    assert f"--env FRUITS_S3_BUCKET {BUCKET}" in script and "--env FRUITS_DEPLOYMENT emr" in script
+    # notebooks persist in the project bucket (EMR's jupyter-s3-conf classification)
+    [persist] = [c for c in out["RunJobFlow"]["Configurations"] if c["Classification"] == "jupyter-s3-conf"]
+    assert persist["Properties"] == {"s3.persistence.enabled": "true", "s3.persistence.bucket": BUCKET}
     text = cli(["emr", "plan"], with_password)
     assert text.returncode == 0, text.stderr
     for shown in (proc, text):  # the secret is in neither plan
@@ -212,9 +220,10 @@ def test_emr_up_creates_the_security_configuration_and_sends_it(tmp_path, aws, m
     emr.terminate_job_flows(JobFlowIds=[cluster_id])
 
 
-def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monkeypatch):
+def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monkeypatch, tmp_path):
     from fruits_assets.emr.cluster import (
         JUPYTERHUB_SECRET_KEY,
+        PROJECT_ZIP,
         ClusterSpec,
         create_cluster,
     )
@@ -236,3 +245,23 @@ def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monke
     staged = aws.client("s3").get_object(Bucket=BUCKET, Key=JUPYTERHUB_SECRET_KEY)["Body"].read()
     assert staged == f"jovyan:{PASSWORD}\n".encode()
     emr.terminate_job_flows(JobFlowIds=[cluster_id])
+    # the package the hub's kernel imports from a zip: the catalog loads without Dagster or Spark
+    zipped = tmp_path / PROJECT_ZIP
+    zipped.write_bytes(aws.client("s3").get_object(Bucket=BUCKET, Key=f"emr/bootstrap/{PROJECT_ZIP}")["Body"].read())
+    code = ("import sys, fruits_assets.catalog as c; "
+            "print(c.__file__, sorted(m for m in ('dagster', 'pyspark', 'tensorflow') if m in sys.modules))")
+    probe = subprocess.run([sys.executable, "-c", code],
+                           env=dict(os.environ, PYTHONPATH=str(zipped)), cwd=tmp_path, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split() == [f"{zipped}/fruits_assets/catalog.py", "[]"]
+
+
+def test_emr_notebook_puts_the_notebook_where_the_hub_lists_it(tmp_path, aws):
+    proc = cli(["emr", "notebook", str(REPO / "notebooks" / "explore.ipynb")], env_for(tmp_path, aws))
+    assert proc.returncode == 0, proc.stderr
+    key = "jupyter/jovyan/explore.ipynb"
+    assert proc.stdout.startswith(f"s3://{BUCKET}/{key}")
+    stored = aws.client("s3").get_object(Bucket=BUCKET, Key=key)
+    assert stored["Body"].read() == (REPO / "notebooks" / "explore.ipynb").read_bytes()
+    assert stored["ServerSideEncryption"] == "AES256"
+    one_line_error(cli(["emr", "notebook", str(tmp_path / "missing.ipynb")], env_for(tmp_path, aws)), "no notebook at")

@@ -17,6 +17,11 @@ RELEASE = "emr-7.10.0"  # EMR 7.x: Spark 3.5, Amazon Linux 2023
 VENV_PYTHON = "/opt/fruits/venv/bin/python"
 BOOTSTRAP_PREFIX = "emr/bootstrap"
 LOG_PREFIX = "emr/logs"
+# JupyterHub notebooks persisted by EMR's jupyter-s3-conf classification: s3://<bucket>/jupyter/<user>/
+JUPYTER_PREFIX = "jupyter"
+PROJECT_ZIP = "fruits_assets.zip"  # the package, importable from a zip (catalog needs no Dagster/Spark)
+# What the catalog and the notebook import in the hub's container (no TensorFlow, no Dagster).
+NOTEBOOK_PACKAGES = ("pandas<3", "pyarrow", "boto3", "numpy", "matplotlib", "pillow", "ipykernel")
 ON_DEMAND_TYPES = ("m5.xlarge", "m6i.xlarge", "m5a.xlarge")
 SPOT_TYPES = ("m5.xlarge", "m5a.xlarge", "m6i.xlarge", "m6a.xlarge", "m7i.xlarge")
 PROJECT_TAG = ("project", "fruits-assets")  # the IAM policy below scopes every cluster action to it
@@ -152,6 +157,51 @@ def jupyterhub_password_step(spec: ClusterSpec) -> dict:
             "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]}}
 
 
+def jupyterhub_kernel_step(spec: ClusterSpec) -> dict:
+    """When JupyterHub is on: the project kernel in the hub's container ("Python 3 (fruits-assets)"),
+    with the package zip `emr up` staged on its PYTHONPATH and the deployment's settings in the
+    kernel's environment, so notebooks/explore.ipynb runs there unchanged. A failure leaves the
+    cluster up (its Spark steps do not need the hub)."""
+    b = spec.bucket
+    env = {"PYTHONPATH": f"/opt/{PROJECT_ZIP}", "FRUITS_DEPLOYMENT": "emr", "FRUITS_S3_BUCKET": b,
+           "FRUITS_AWS_REGION": spec.region}
+    if spec.region not in settings.EU_REGIONS:
+        env["FRUITS_ALLOW_NON_EU_REGION"] = "1"
+    packages = " ".join(f"'{p}'" for p in NOTEBOOK_PACKAGES)
+    script = ("set -euo pipefail; "
+              f"aws s3 cp s3://{b}/{BOOTSTRAP_PREFIX}/{PROJECT_ZIP} /tmp/{PROJECT_ZIP}; "
+              f"sudo docker cp /tmp/{PROJECT_ZIP} jupyterhub:/opt/{PROJECT_ZIP}; "
+              f"sudo docker exec jupyterhub python3 -m pip install --quiet {packages}; "
+              "sudo docker exec jupyterhub python3 -m ipykernel install --name fruits-assets "
+              "--display-name 'Python 3 (fruits-assets)' "
+              + " ".join(f"--env {k} {v}" for k, v in env.items()))
+    return {"Name": "jupyterhub-project-kernel", "ActionOnFailure": "CONTINUE",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]}}
+
+
+def project_zip() -> bytes:
+    """The fruits_assets package as a zip (sources only), for the hub's kernel PYTHONPATH."""
+    import io
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, f"fruits_assets/{path.relative_to(root).as_posix()}")
+    return buf.getvalue()
+
+
+def push_notebook(s3_client, spec: ClusterSpec, notebook: bytes, name: str = "explore.ipynb",
+                  user: str = JUPYTERHUB_ADMIN) -> str:
+    """Put a notebook where the hub's S3 persistence (jupyter-s3-conf) lists ``user``'s notebooks."""
+    key = f"{JUPYTER_PREFIX}/{user}/{name}"
+    s3_client.put_object(Bucket=spec.bucket, Key=key, Body=notebook, ServerSideEncryption="AES256")
+    return f"s3://{spec.bucket}/{key}"
+
+
 def _fleet(name: str, kind: str, types: tuple[str, ...], on_demand: int = 0, spot: int = 0,
            spot_timeout_min: int = 10) -> dict:
     fleet: dict[str, Any] = {
@@ -227,7 +277,10 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
         "Tags": [{"Key": k, "Value": v} for k, v in spec.tags.items()],
     }
     if spec.jupyterhub:
-        request["Steps"] = [jupyterhub_password_step(spec)]
+        # Notebooks survive the cluster: the hub saves them under s3://<bucket>/jupyter/<user>/.
+        request["Configurations"].append({"Classification": "jupyter-s3-conf", "Properties": {
+            "s3.persistence.enabled": "true", "s3.persistence.bucket": spec.bucket}})
+        request["Steps"] = [jupyterhub_password_step(spec), jupyterhub_kernel_step(spec)]
     return request
 
 
@@ -269,6 +322,8 @@ def stage_bootstrap(s3_client, spec: ClusterSpec) -> None:
     for name in ("bootstrap.sh", "requirements-emr.txt"):
         s3_client.put_object(Bucket=spec.bucket, Key=f"{BOOTSTRAP_PREFIX}/{name}",
                              Body=pkg.joinpath(name).read_bytes())
+    if spec.jupyterhub:  # read by jupyterhub_kernel_step
+        s3_client.put_object(Bucket=spec.bucket, Key=f"{BOOTSTRAP_PREFIX}/{PROJECT_ZIP}", Body=project_zip())
 
 
 def ensure_security_configuration(emr_client, spec: ClusterSpec) -> str:
