@@ -13,7 +13,7 @@ SAMPLE_IMAGES ?= 200
 DEMO_LOG_LEVEL ?= INFO
 DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
-.PHONY: install java chromium demo test ui notebook bench clean lint
+.PHONY: install java blas chromium demo test ui notebook bench clean lint
 
 # The instance `make demo` and `make ui` use, for the dagster/dg CLIs run by hand from this folder
 # too (both load .env from the working directory). Not committed: it holds an absolute path.
@@ -34,7 +34,7 @@ java:
 	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
 	  echo "error: Java >= 17 is required by Spark (found: $${v:-none}); install e.g. openjdk-17-jre-headless" >&2; exit 1; fi
 
-demo: java install .env
+demo: java blas install .env
 	@$(BIN)/fruits-assets home init >/dev/null
 	@if [ -z "$(FRUITS_IMAGES_DIR)" ] && [ ! -d "$(DEMO_IMAGES_DIR)" ]; then \
 	  $(BIN)/python -m fruits_assets.sample_data "$(DEMO_IMAGES_DIR)" --images $(SAMPLE_IMAGES); fi
@@ -42,19 +42,26 @@ demo: java install .env
 	  --config-json '{"loggers": {"console": {"config": {"log_level": "$(DEMO_LOG_LEVEL)"}}}}'
 	@$(BIN)/python -m fruits_assets.summary
 
-# The browser test drives Debian's Chromium (Playwright's own download cannot work offline).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Spark ML (the feature probe's logistic regression) multiplies matrices through native BLAS when
+# the JVM finds libblas.so.3; without it, local Spark's C1-only JIT made the probe 23x slower here.
+blas:
+	@ldconfig -p | grep -q 'libblas\.so\.3' || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q libopenblas0-pthread >/dev/null; }
+
+# The browser test drives Debian's Chromium (Playwright's own download cannot work offline).
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium >/dev/null; }
 
-test: java install chromium
+test: java blas install chromium
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
 
-ui: java install .env
+ui: java blas install .env
 	@$(BIN)/fruits-assets home init >/dev/null
 	$(BIN)/dagster dev -w workspace.yaml
 
@@ -69,7 +76,7 @@ notebook: install $(BIN)/.notebook
 	  --env DAGSTER_HOME "$(DAGSTER_HOME)" --env FRUITS_DATA_ROOT "$(FRUITS_DATA_ROOT)" >/dev/null
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/explore.ipynb
 
-bench: java install
+bench: java blas install
 	$(BIN)/python benchmarks/featurize.py --images 4000
 
 clean:

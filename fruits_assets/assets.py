@@ -63,7 +63,7 @@ from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
 from .run_config import FeatureModelConfig, FeaturizeConfig, PcaConfig, ProbeConfig
 from .settings import expected_error
 from .spark_pca import PCA_SCHEMA, SCATTER_POINTS, fit_pca, project, row_groups
-from .spark_probe import VECTOR_COLUMN, fit_probe
+from .spark_probe import VECTOR_COLUMN, fit_probe, native_blas_missing
 
 GROUP = "fruits"
 # Bumped when an asset's computation changes: Dagster then marks it and what follows as stale.
@@ -563,8 +563,12 @@ def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca
             carry_parts(previous_uri, None, staged, staging.endpoint_url, staging.region)
             report = previous
         else:
+            slow = native_blas_missing(pyspark.spark_session)
+            if slow:
+                context.log.warning(slow)
             fit = fit_probe(pyspark.spark_session, source.uri, source.location(), VECTOR_COLUMN[config.features],
-                            config.seed, config.max_train_rows_per_class, config.reg_param, config.max_iter)
+                            config.seed, config.max_train_rows_per_class, config.reg_param, config.max_iter,
+                            config.tol)
             rows = fit.predictions
             report = evaluate(rows["label"], rows["predicted"].fillna(""), fit.train_counts)
             report.update(probe_key=key, features=config.features, split_rule=fit.plan.split_rule,

@@ -43,8 +43,26 @@ def read_labels(uri: str, location: Location) -> pd.DataFrame:
     return ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=["path", "label", "split"]).to_pandas()
 
 
+def native_blas_missing(spark) -> str | None:
+    """Why Spark ML would be slow here, or None. Its logistic regression runs its matrix products
+    through netlib: native BLAS (``libblas.so.3``, e.g. Debian's libopenblas0) when the driver has
+    one, else Java code that needs the C2 JIT to be fast; the local deployment runs the JVM C1-only
+    (featurization is faster so), where that fallback measured 23x slower (README, "Performance")."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libblas.so.3")
+        return None
+    except OSError:
+        pass
+    if "TieredStopAtLevel=1" not in (spark.conf.get("spark.driver.extraJavaOptions", "") or ""):
+        return None
+    return ("no native BLAS (libblas.so.3) for Spark ML on this machine: the probe's logistic regression "
+            "runs ~20x slower; install one (`apt-get install libopenblas0-pthread`, done by `make install`)")
+
+
 def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int, max_train_per_class: int,
-              reg_param: float, max_iter: int) -> ProbeFit:
+              reg_param: float, max_iter: int, tol: float = 1e-4) -> ProbeFit:
     from pyspark import StorageLevel
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.functions import array_to_vector
@@ -92,7 +110,8 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
         return ProbeFit(plan, predictions, train_counts, False, 0, 0.0, 0.0, dim)
     train = frame.where(F.col("role") == "train").persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        lr = LogisticRegression(family="multinomial", maxIter=max_iter, regParam=reg_param, standardization=True)
+        lr = LogisticRegression(family="multinomial", maxIter=max_iter, regParam=reg_param, tol=tol,
+                                standardization=True)
         model = lr.fit(train)
         iterations = int(model.summary.totalIterations)
     finally:

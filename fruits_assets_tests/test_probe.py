@@ -119,3 +119,30 @@ def test_probe_is_reused_until_its_inputs_or_settings_change(tmp_path, sample_im
     assert again["reused"] is True and again["accuracy"] == first["accuracy"]
     raw, _ = probe(tmp_path, sample_images, features="image_features", reg_param=0.01)
     assert raw["reused"] is False and raw["features"] == "image_features (6-d)"
+
+
+def test_missing_native_blas_is_said_where_it_makes_spark_ml_slow(monkeypatch):
+    import ctypes
+
+    from fruits_assets.spark_probe import native_blas_missing
+
+    class Conf:
+        def __init__(self, options):
+            self.options = options
+
+        def get(self, key, default=None):
+            return self.options if key == "spark.driver.extraJavaOptions" else default
+
+    class Spark:
+        def __init__(self, options):
+            self.conf = Conf(options)
+
+    def no_blas(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    c1 = Spark("-XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile=x")
+    monkeypatch.setattr(ctypes, "CDLL", no_blas)
+    assert "apt-get install libopenblas0-pthread" in native_blas_missing(c1)
+    assert native_blas_missing(Spark("")) is None  # C2 JIT (EMR): Java's fallback is fast enough
+    monkeypatch.setattr(ctypes, "CDLL", lambda name, *a, **k: object())
+    assert native_blas_missing(c1) is None
