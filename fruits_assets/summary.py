@@ -7,7 +7,7 @@ import sys
 
 from dagster import AssetKey, DagsterInstance
 
-ASSETS = ("raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca")
+ASSETS = ("raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca", "feature_probe")
 
 
 def latest_metadata(instance: DagsterInstance, asset: str) -> dict:
@@ -23,6 +23,7 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
     if missing:
         return [f"not materialized yet: {', '.join(missing)}"]
     pca, raw, model, feats = meta["pca_model"], meta["raw_images"], meta["feature_model"], meta["image_features"]
+    probe = meta["feature_probe"]
     lines = [
         f"images    {raw.get('dagster/row_count')} in {raw.get('classes')} classes from {raw.get('images_root')}"
         f" ({raw.get('skipped')} other files skipped)",
@@ -33,6 +34,8 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
         f" reused {feats.get('images_reused')}; rejected {meta['image_rejects'].get('dagster/row_count')}",
         f"pca       k={pca.get('k')} explains {pca.get('explained_variance')} (target {pca.get('target')},"
         f" reached={pca.get('target_reached')})",
+        f"probe     test accuracy {probe.get('accuracy')} (macro-F1 {probe.get('macro_f1')}, chance"
+        f" {probe.get('majority_class_rate')}) over {probe.get('classes')} classes on {probe.get('features')}",
     ]
     lines += [f"output    {a:<15} {meta[a].get('dagster/uri')}" for a in ASSETS]
     return lines
@@ -53,7 +56,7 @@ def main() -> int:
     if lines and lines[0].startswith("not materialized"):
         return 1
     print("look at it: `make ui`, then open http://127.0.0.1:3000 (Lineage: click an asset for its plots and "
-          "tables); or read the parquet files above with pandas/Spark")
+          "tables); `make notebook` for notebooks/explore.ipynb; or `from fruits_assets.catalog import load`")
     return 0
 
 

@@ -31,6 +31,7 @@ def test_asset_materialize_whole_graph_then_summary(tmp_path, sample_images, see
     assert summary.returncode == 0, summary.stderr[-3000:]
     assert "images    100 in 10 classes" in summary.stdout
     assert "rejected 0" in summary.stdout and "reached=True" in summary.stdout
+    assert "probe     test accuracy" in summary.stdout and "over 10 classes on image_pca" in summary.stdout
     assert str(tmp_path / "data" / "image_pca") in summary.stdout
 
 
