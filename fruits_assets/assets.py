@@ -550,7 +550,7 @@ def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca
     source = image_pca if config.features == "image_pca" else image_features
     info_name = PROJECTED if config.features == "image_pca" else FEATURIZED
     source_info = read_info(source.uri, info_name, source.endpoint_url, source.region)
-    key = probe_key(config.features, source_info, config.model_dump())
+    key = probe_key(config.features, source_info, config.model_dump(), CODE_VERSIONS["feature_probe"])
     previous_uri = published.current_uri("feature_probe")
     previous = read_info(previous_uri, PROBED, published.endpoint_url, published.region) if previous_uri else None
     reused = key is not None and previous is not None and previous.get("probe_key") == key
@@ -570,7 +570,7 @@ def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca
                             config.seed, config.max_train_rows_per_class, config.reg_param, config.max_iter,
                             config.tol)
             rows = fit.predictions
-            report = evaluate(rows["label"], rows["predicted"].fillna(""), fit.train_counts)
+            report = evaluate(rows["label"], rows["predicted"], fit.train_counts)
             report.update(probe_key=key, features=config.features, split_rule=fit.plan.split_rule,
                           fitted=fit.fitted, iterations=fit.iterations, max_iter=config.max_iter,
                           dim=fit.dim, train_seconds=round(fit.train_seconds, 2),
@@ -582,9 +582,11 @@ def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca
                               "split": rows["split"].astype(str), "predicted": rows["predicted"].astype("string"),
                               "correct": (rows["label"] == rows["predicted"]).to_numpy(bool)}, schema=PROBE_SCHEMA)
             fs, path = staging.location().filesystem(staged)
-            fs.create_dir(path, recursive=True)
+            if "://" not in staged:
+                fs.create_dir(path, recursive=True)
             pq.write_table(table, f"{path}/part-00000.parquet", filesystem=fs)
-            write_info(staged, PROBED, report, staging.endpoint_url, staging.region)
+        # In both cases: carry_parts copies data parts only, and the next run looks for this file.
+        write_info(staged, PROBED, report, staging.endpoint_url, staging.region)
     except BaseException:
         staging.discard(staged)
         raise
@@ -610,6 +612,7 @@ def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca
             "train_rows": rows_per_role["train"],
             "eval_rows": rows_per_role["eval"],
             "unused_rows": rows_per_role["unused"],
+            "unlabelled_rows": rows_per_role.get("unlabelled", 0),
             "split_rule": report["split_rule"],
             "features": f"{report['features']} ({report['dim']}-d)" if report["dim"] else report["features"],
             "fitted": report["fitted"],

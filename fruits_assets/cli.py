@@ -93,7 +93,7 @@ def cmd_emr_notebook(args) -> int:
         raise settings.SettingsError(f"no notebook at {path} (run from the repository root, or pass its path)")
     spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
     _, s3 = _clients(spec.region)
-    print(f"{push_notebook(s3, spec, path.read_bytes(), path.name)}: open it in JupyterHub "
+    print(f"{push_notebook(s3, spec, path.read_bytes(), path.name, force=args.force)}: open it in JupyterHub "
           f"(kernel 'Python 3 (fruits-assets)')")
     return 0
 
@@ -184,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     notebook = emr.add_parser("notebook", help="copy a notebook to the bucket's JupyterHub folder (jupyter/jovyan/),"
                                                " where the cluster's hub lists it")
     notebook.add_argument("path", nargs="?", default="notebooks/explore.ipynb")
+    notebook.add_argument("--force", action="store_true", help="replace a copy already in the bucket")
     notebook.set_defaults(fn=cmd_emr_notebook)
     emr.add_parser("policy", help="print the operator's IAM policy (bucket, region, tagged clusters, roles)",
                    ).set_defaults(fn=cmd_emr_policy)

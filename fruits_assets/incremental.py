@@ -179,15 +179,16 @@ def fit_key(features_info: dict | None, config: dict) -> str | None:
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
-def probe_key(features: str, source_info: dict | None, config: dict) -> str | None:
+def probe_key(features: str, source_info: dict | None, config: dict, code_version: str) -> str | None:
     """Same key = same probe: the same vectors (image_pca's fit and feature keys, or
-    image_features' content key) and the same probe settings."""
+    image_features' content key), the same probe settings and code."""
     if not source_info:
         return None
     material = {k: source_info.get(k) for k in ("fit_key", "features_key", "content_key")}
     if not any(material.values()):
         return None
-    doc = json.dumps({"features": features, "source": material, "config": config}, sort_keys=True)
+    doc = json.dumps({"features": features, "source": material, "config": config, "code": code_version},
+                     sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()
 
 

@@ -38,13 +38,14 @@ class ProbePlan:
     train_thresholds: dict = field(default_factory=dict)  # label -> largest kept row_hash (capped classes)
 
     def counts(self) -> dict[str, int]:
-        return {role: int((self.roles == role).sum()) for role in ("train", "eval", "unused")}
+        return {role: int((self.roles == role).sum()) for role in ("train", "eval", "unused", "unlabelled")}
 
 
 def plan_roles(rows: pd.DataFrame, seed: int, max_train_per_class: int = 0) -> ProbePlan:
     """``rows``: path, label, split. Training trains and Test is evaluated; with no Test rows, a
     seeded 80/20 split of all rows. ``max_train_per_class`` > 0 keeps that many training rows per
     class (those with the smallest row hash: deterministic, no shuffle), the rest are unused."""
+    unlabelled = rows.loc[rows["label"].isna(), "path"].to_numpy()
     rows = rows.dropna(subset=["label"])
     h = rows["path"].map(lambda p: row_hash(p, seed))
     has_split = (rows["split"] == TRAIN_SPLIT).any() and (rows["split"] == EVAL_SPLIT).any()
@@ -67,11 +68,15 @@ def plan_roles(rows: pd.DataFrame, seed: int, max_train_per_class: int = 0) -> P
                 roles.loc[group.index[group["h"] > threshold]] = "unused"
         if thresholds:
             rule += f"; at most {max_train_per_class} training rows per class (seeded choice)"
+    # Rows whose folder gave no label (raw_images' layout_parsed check names them) are counted apart.
+    roles = pd.concat([roles, pd.Series("unlabelled", index=unlabelled, name="role")])
     return ProbePlan(roles, sorted(rows["label"].astype(str).unique()), rule, bool(has_split), thresholds)
 
 
 def role_of(path: str, label: str, split: str, seed: int, has_split: bool, thresholds: dict) -> str:
     """The role :func:`plan_roles` gives one row, recomputed where the row is read (a Spark task)."""
+    if label is None:
+        return "unlabelled"
     h = row_hash(path, seed)
     if has_split:
         role = "train" if split == TRAIN_SPLIT else "eval" if split == EVAL_SPLIT else "unused"

@@ -61,6 +61,15 @@ def native_blas_missing(spark) -> str | None:
             "runs ~20x slower; install one (`apt-get install libopenblas0-pthread`, done by `make install`)")
 
 
+def _first_length(units, location: Location, uri: str, column: str) -> int:
+    """The vector length of the input (every row has it: the input's blocking dims check)."""
+    for unit in units:
+        if unit.rows:
+            table = _read(location.filesystem(uri)[0], unit.path, unit.index, [column])
+            return int(len(table.column(column)[0]))
+    return 0
+
+
 def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int, max_train_per_class: int,
               reg_param: float, max_iter: int, tol: float = 1e-4) -> ProbeFit:
     from pyspark import StorageLevel
@@ -72,6 +81,8 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
     plan = plan_roles(rows, seed, max_train_per_class)
     index = {label: float(i) for i, label in enumerate(plan.classes)}
     has_split, thresholds, store_uri = plan.has_split, plan.train_thresholds, uri
+    units = row_groups(uri, location)
+    dim = _first_length(units, location, uri, vector_column)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fs = location.filesystem(store_uri)[0]
@@ -79,14 +90,17 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
             for unit_path, group in zip(batch.column("path").to_pylist(), batch.column("index").to_pylist()):
                 table = _read(fs, unit_path, group, ["path", "label", "split", vector_column])
                 matrix, ok = _matrix(table.column(vector_column))
+                if not ok.all() or (len(matrix) and matrix.shape[1] != dim):
+                    # Cannot happen in a published input (image_pca's and image_features' blocking dims
+                    # checks): a row left out here would silently bias the numbers, so stop instead.
+                    raise ValueError(f"feature_probe: {unit_path} row group {group} has vectors whose length is "
+                                     f"not {dim}: the input did not pass its dims check")
                 paths, labels, splits = (table.column(c).to_pylist() for c in ("path", "label", "split"))
-                roles = [role_of(p, lab, s, seed, has_split, thresholds) if lab is not None else "unused"
-                         for p, lab, s in zip(paths, labels, splits)]
-                keep = [i for i, r in enumerate(roles) if r != "unused" and ok[i]]
+                roles = [role_of(p, lab, s, seed, has_split, thresholds) for p, lab, s in zip(paths, labels, splits)]
+                keep = [i for i, r in enumerate(roles) if r in ("train", "eval")]
                 if not keep:
                     continue
-                position = np.cumsum(ok) - 1  # row i of the table is row position[i] of the matrix
-                vectors = matrix[position[keep]]
+                vectors = matrix[keep]
                 yield pa.RecordBatch.from_pydict(
                     {"path": [paths[i] for i in keep], "role": [roles[i] for i in keep],
                      "label": [index[labels[i]] for i in keep],
@@ -95,13 +109,11 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
                     schema=pa.schema([("path", pa.string()), ("role", pa.string()), ("label", pa.float64()),
                                       ("vec", pa.list_(pa.float32()))]))
 
-    units = row_groups(uri, location)
     frame = (_units_frame(spark, units).mapInArrow(run, _ROWS_DDL)
              .select("path", "role", "label", array_to_vector("vec").alias("features")))
     role = rows["path"].map(plan.roles)
     train_counts = {str(k): int(v) for k, v in rows.loc[role == "train", "label"].value_counts().items()}
     evaluated = rows.loc[role == "eval", ["path", "label", "split"]].reset_index(drop=True)
-    dim = 0
     started = time.perf_counter()
     if len(train_counts) < 2:
         # One class (or none): nothing to tell apart, no model to fit. The "prediction" is that class.
@@ -116,7 +128,6 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
         iterations = int(model.summary.totalIterations)
     finally:
         train.unpersist()
-    dim = int(model.numFeatures)
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
     predicted = (model.transform(frame.where(F.col("role") == "eval"))
@@ -124,5 +135,8 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
     names = np.asarray(plan.classes, dtype=object)
     predicted["predicted"] = names[predicted["class"].to_numpy()] if len(predicted) else []
     predictions = evaluated.merge(predicted[["path", "predicted"]], on="path", how="left")
+    if predictions["predicted"].isna().any():  # every evaluated row was read and predicted, or we say so
+        missing = predictions.loc[predictions["predicted"].isna(), "path"]
+        raise RuntimeError(f"feature_probe: {len(missing)} evaluated rows got no prediction, e.g. {missing.iloc[0]}")
     return ProbeFit(plan, predictions, train_counts, True, iterations, train_seconds,
                     time.perf_counter() - started, dim)

@@ -225,6 +225,7 @@ def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monke
         JUPYTERHUB_SECRET_KEY,
         PROJECT_ZIP,
         ClusterSpec,
+        cluster_state,
         create_cluster,
     )
 
@@ -244,6 +245,9 @@ def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monke
     assert f"s3://{BUCKET}/{JUPYTERHUB_SECRET_KEY}" in " ".join(request["Steps"][0]["HadoopJarStep"]["Args"])
     staged = aws.client("s3").get_object(Bucket=BUCKET, Key=JUPYTERHUB_SECRET_KEY)["Body"].read()
     assert staged == f"jovyan:{PASSWORD}\n".encode()
+    # `emr status` shows the set-up steps, so a failed kernel install does not go unnoticed
+    assert {st["name"] for st in cluster_state(emr, cluster_id)["setup_steps"]} == {
+        "jupyterhub-admin-password", "jupyterhub-project-kernel"}
     emr.terminate_job_flows(JobFlowIds=[cluster_id])
     # the package the hub's kernel imports from a zip: the catalog loads without Dagster or Spark
     zipped = tmp_path / PROJECT_ZIP
@@ -265,3 +269,11 @@ def test_emr_notebook_puts_the_notebook_where_the_hub_lists_it(tmp_path, aws):
     assert stored["Body"].read() == (REPO / "notebooks" / "explore.ipynb").read_bytes()
     assert stored["ServerSideEncryption"] == "AES256"
     one_line_error(cli(["emr", "notebook", str(tmp_path / "missing.ipynb")], env_for(tmp_path, aws)), "no notebook at")
+    # a copy edited in the hub is not overwritten unless asked
+    aws.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"edited in the hub")
+    one_line_error(cli(["emr", "notebook", str(REPO / "notebooks" / "explore.ipynb")], env_for(tmp_path, aws)),
+                   "pass --force")
+    assert aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"edited in the hub"
+    forced = cli(["emr", "notebook", "--force", str(REPO / "notebooks" / "explore.ipynb")], env_for(tmp_path, aws))
+    assert forced.returncode == 0, forced.stderr
+    assert aws.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read() != b"edited in the hub"

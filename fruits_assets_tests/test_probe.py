@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, materialize
 
+from fruits_assets import catalog
 from fruits_assets.definitions import LOCAL_SPARK_CONFIG, build_definitions, local_resources
 from fruits_assets.incremental import PROJECTED
 from fruits_assets.probe_metrics import evaluate, plan_roles, role_of
@@ -44,7 +45,11 @@ def test_roles_follow_the_splits_else_a_seeded_holdout_and_tasks_agree():
                          "label": [f"c{i % 7}" for i in range(1000)],
                          "split": ["Training"] * 700 + ["Test"] * 300})
     plan = plan_roles(rows, seed=0)
-    assert plan.has_split and plan.counts() == {"train": 700, "eval": 300, "unused": 0}
+    assert plan.has_split and plan.counts() == {"train": 700, "eval": 300, "unused": 0, "unlabelled": 0}
+
+    unlabelled = pd.concat([rows, pd.DataFrame({"path": ["file:/x/odd.jpg"], "label": [None], "split": [None]})])
+    assert plan_roles(unlabelled, seed=0).counts() == {"train": 700, "eval": 300, "unused": 0, "unlabelled": 1}
+    assert role_of("file:/x/odd.jpg", None, None, 0, True, {}) == "unlabelled"
 
     capped = plan_roles(rows, seed=0, max_train_per_class=20)
     assert capped.counts()["train"] == 7 * 20 and "at most 20 training rows per class" in capped.split_rule
@@ -117,6 +122,9 @@ def test_probe_is_reused_until_its_inputs_or_settings_change(tmp_path, sample_im
     assert first["reused"] is False and first["accuracy"] == 1.0 and check.passed  # well-separated clusters
     again, _ = probe(tmp_path, sample_images)
     assert again["reused"] is True and again["accuracy"] == first["accuracy"]
+    third, _ = probe(tmp_path, sample_images)  # a reused version can be reused again: its report came along
+    assert third["reused"] is True
+    assert catalog.probe_report(root=str(tmp_path))["accuracy"] == first["accuracy"]
     raw, _ = probe(tmp_path, sample_images, features="image_features", reg_param=0.01)
     assert raw["reused"] is False and raw["features"] == "image_features (6-d)"
 

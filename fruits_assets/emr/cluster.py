@@ -171,6 +171,9 @@ def jupyterhub_kernel_step(spec: ClusterSpec) -> dict:
     script = ("set -euo pipefail; "
               f"aws s3 cp s3://{b}/{BOOTSTRAP_PREFIX}/{PROJECT_ZIP} /tmp/{PROJECT_ZIP}; "
               f"sudo docker cp /tmp/{PROJECT_ZIP} jupyterhub:/opt/{PROJECT_ZIP}; "
+              # the package needs Python >= 3.10: fail this step with that reason, not later in a notebook
+              "sudo docker exec jupyterhub python3 -c 'import sys; assert sys.version_info >= (3, 10), "
+              "\"the hub container has Python %s; fruits_assets needs >= 3.10\" % sys.version'; "
               f"sudo docker exec jupyterhub python3 -m pip install --quiet {packages}; "
               "sudo docker exec jupyterhub python3 -m ipykernel install --name fruits-assets "
               "--display-name 'Python 3 (fruits-assets)' "
@@ -195,9 +198,19 @@ def project_zip() -> bytes:
 
 
 def push_notebook(s3_client, spec: ClusterSpec, notebook: bytes, name: str = "explore.ipynb",
-                  user: str = JUPYTERHUB_ADMIN) -> str:
-    """Put a notebook where the hub's S3 persistence (jupyter-s3-conf) lists ``user``'s notebooks."""
+                  user: str = JUPYTERHUB_ADMIN, force: bool = False) -> str:
+    """Put a notebook where the hub's S3 persistence (jupyter-s3-conf) lists ``user``'s notebooks;
+    a copy already there (maybe edited in the hub) is replaced only with ``force``."""
     key = f"{JUPYTER_PREFIX}/{user}/{name}"
+    if not force:
+        try:
+            s3_client.head_object(Bucket=spec.bucket, Key=key)
+        except s3_client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        else:
+            raise settings.SettingsError(f"s3://{spec.bucket}/{key} exists (maybe edited in JupyterHub): "
+                                         "pass --force to replace it (the bucket keeps the old version)")
     s3_client.put_object(Bucket=spec.bucket, Key=key, Body=notebook, ServerSideEncryption="AES256")
     return f"s3://{spec.bucket}/{key}"
 
@@ -373,9 +386,14 @@ def create_cluster(emr_client, s3_client, spec: ClusterSpec, wait: bool = True, 
 def cluster_state(emr_client, cluster_id: str) -> dict:
     cluster = emr_client.describe_cluster(ClusterId=cluster_id)["Cluster"]
     status = cluster["Status"]
+    # Set-up steps (JupyterHub's password and project kernel) report here: a failed one is visible.
+    steps = [{"name": st["Name"], "state": st["Status"]["State"]}
+             for st in emr_client.list_steps(ClusterId=cluster_id).get("Steps", [])
+             if st["Name"].startswith("jupyterhub-")]
     return {"id": cluster_id, "name": cluster.get("Name"), "state": status["State"],
             "reason": status.get("StateChangeReason", {}).get("Message", ""),
-            "release": cluster.get("ReleaseLabel"), "master_dns": cluster.get("MasterPublicDnsName")}
+            "release": cluster.get("ReleaseLabel"), "master_dns": cluster.get("MasterPublicDnsName"),
+            "setup_steps": steps}
 
 
 def terminate_cluster(emr_client, cluster_id: str) -> None:
