@@ -74,7 +74,7 @@ $(BIN)/.notebook: $(BIN)/.installed
 notebook: install $(BIN)/.notebook
 	@$(BIN)/python -m ipykernel install --sys-prefix --name fruits-assets --display-name "Python 3 (fruits-assets)" \
 	  --env DAGSTER_HOME "$(DAGSTER_HOME)" --env FRUITS_DATA_ROOT "$(FRUITS_DATA_ROOT)" >/dev/null
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/explore.ipynb
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/explore.ipynb
 
 bench: java blas install
 	$(BIN)/python benchmarks/featurize.py --images 4000

@@ -593,6 +593,8 @@ def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca
     seconds = time.perf_counter() - started
     accuracy, majority = report["accuracy"], report["majority_rate"]
     passed, threshold, why = above_chance(report)
+    (context.log.info if passed else context.log.warning)(
+        f"probe on {report['features']}: {why}; {report['eval_rows']} evaluated images, {report['classes']} classes")
     confusion = confusion_png(report["confusion"]["labels"], report["confusion"]["counts"], accuracy,
                               report["classes"])
     worst = pd.DataFrame(report["worst_classes"], columns=["label", "rows", "accuracy", "most_confused_with",
