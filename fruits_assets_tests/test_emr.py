@@ -12,7 +12,7 @@ import pytest
 
 from fruits_assets import sample_data
 from fruits_assets.featurize import is_data_part
-from fruits_assets_tests.conftest import RUN_DIR, add_bad_files, run_env
+from fruits_assets_tests.conftest import REPO, RUN_DIR, add_bad_files, run_env
 from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
 
 BUCKET = "fruits-assets-test"
@@ -239,6 +239,16 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     # "directory" marker pyarrow keeps for the parent)
     left = s3.list_objects_v2(Bucket=BUCKET, Prefix="emr_staging/outputs/").get("Contents", [])
     assert [o["Key"] for o in left if o["Size"]] == []
+    # what users open on the cluster's JupyterHub: the notebook, unchanged, on the S3 outputs (catalog,
+    # probe report, figures, image thumbnails read from s3://.../raw/)
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(REPO / "notebooks" / "explore.ipynb", as_version=4)
+    NotebookClient(notebook, kernel_name="python3", timeout=300,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute(env=env)
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert f"published outputs under s3://{BUCKET}/assets" in text and "20 images with features" in text
 
     # a second run uploads nothing and, incrementally on S3, featurizes only the new image: the
     # other rows are server-side copied into the new version, the PCA is refitted on 21 rows
