@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -33,6 +32,7 @@ from . import tables
 from .artifacts import FeatureModelArtifact, ParquetParts, StagedParquet, WithFigures
 from .featurize import (
     FEATURES_SCHEMA,
+    PART_NAME,
     FeaturizeOptions,
     featurize,
     read_back,
@@ -53,6 +53,7 @@ from .incremental import (
     read_info,
     write_info,
     write_sidecars,
+    write_table,
 )
 from .inventory import listing_digest
 from .native_logs import tensorflow_notices_dropped
@@ -581,10 +582,7 @@ def feature_probe(context: AssetExecutionContext, config: ProbeConfig, image_pca
             table = pa.table({"path": rows["path"].astype(str), "label": rows["label"].astype(str),
                               "split": rows["split"].astype(str), "predicted": rows["predicted"].astype("string"),
                               "correct": (rows["label"] == rows["predicted"]).to_numpy(bool)}, schema=PROBE_SCHEMA)
-            fs, path = staging.location().filesystem(staged)
-            if "://" not in staged:
-                fs.create_dir(path, recursive=True)
-            pq.write_table(table, f"{path}/part-00000.parquet", filesystem=fs)
+            write_table(staged, PART_NAME.format(0), table, staging.endpoint_url, staging.region)
         # In both cases: carry_parts copies data parts only, and the next run looks for this file.
         write_info(staged, PROBED, report, staging.endpoint_url, staging.region)
     except BaseException:

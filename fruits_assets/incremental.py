@@ -162,12 +162,18 @@ def write_info(staged_uri: str, name: str, info: dict, endpoint_url=None, region
         out.write(json.dumps(info, indent=2).encode())
 
 
-def write_sidecars(staged_uri: str, manifest: pd.DataFrame, info: dict, endpoint_url=None, region=None) -> None:
+def write_table(staged_uri: str, name: str, table: pa.Table, endpoint_url=None, region=None) -> None:
+    """A parquet file the driver writes into a staged version (sidecars, the probe's rows)."""
     fs, dst = filesystem(staged_uri, endpoint_url, region)
     if not is_s3(staged_uri):
         fs.create_dir(dst, recursive=True)
-    pq.write_table(pa.Table.from_pandas(manifest[["path", "fingerprint"]].astype(str), preserve_index=False),
-                   f"{dst}/{MANIFEST}", filesystem=fs)
+    pq.write_table(table, f"{dst}/{name}", filesystem=fs)
+
+
+def write_sidecars(staged_uri: str, manifest: pd.DataFrame, info: dict, endpoint_url=None, region=None) -> None:
+    write_table(staged_uri, MANIFEST,
+                pa.Table.from_pandas(manifest[["path", "fingerprint"]].astype(str), preserve_index=False),
+                endpoint_url, region)
     write_info(staged_uri, FEATURIZED, info, endpoint_url, region)
 
 

@@ -44,38 +44,38 @@ class ProbePlan:
 def plan_roles(rows: pd.DataFrame, seed: int, max_train_per_class: int = 0) -> ProbePlan:
     """``rows``: path, label, split. Training trains and Test is evaluated; with no Test rows, a
     seeded 80/20 split of all rows. ``max_train_per_class`` > 0 keeps that many training rows per
-    class (those with the smallest row hash: deterministic, no shuffle), the rest are unused."""
-    unlabelled = rows.loc[rows["label"].isna(), "path"].to_numpy()
-    rows = rows.dropna(subset=["label"])
-    h = rows["path"].map(lambda p: row_hash(p, seed))
-    has_split = (rows["split"] == TRAIN_SPLIT).any() and (rows["split"] == EVAL_SPLIT).any()
-    if has_split:
-        role = np.where(rows["split"] == TRAIN_SPLIT, "train", np.where(rows["split"] == EVAL_SPLIT, "eval", "unused"))
-        rule = f"trained on the {TRAIN_SPLIT} split, evaluated on the {EVAL_SPLIT} split"
-    else:
-        role = np.where(h < 1 - HOLDOUT_FRACTION, "train", "eval")
-        rule = (f"no {TRAIN_SPLIT}/{EVAL_SPLIT} pair of splits: seeded {1 - HOLDOUT_FRACTION:.0%}/"
-                f"{HOLDOUT_FRACTION:.0%} split of all rows (seed {seed})")
-    roles = pd.Series(role, index=rows["path"].to_numpy(), name="role")
+    class (those with the smallest row hash: deterministic, no shuffle), the rest are unused.
+    Every role comes from :func:`role_of`, the rule the Spark tasks apply to the rows they read."""
+    labelled = rows["label"].notna()
+    has_split = bool((rows.loc[labelled, "split"] == TRAIN_SPLIT).any() and
+                     (rows.loc[labelled, "split"] == EVAL_SPLIT).any())
+    paths, labels, splits = rows["path"].tolist(), rows["label"].tolist(), rows["split"].tolist()
+    uncapped = [role_of(p, lab, s, seed, has_split, {}) for p, lab, s in zip(paths, labels, splits)]
     thresholds: dict[str, float] = {}
     if max_train_per_class > 0:
-        train = pd.DataFrame({"label": rows["label"].to_numpy(), "h": h.to_numpy()}, index=rows["path"].to_numpy())
-        train = train[roles == "train"]
-        for label, group in train.groupby("label"):
-            if len(group) > max_train_per_class:
-                # The same rule as role_of (h <= threshold), so driver and tasks agree even on ties.
-                thresholds[str(label)] = threshold = float(group["h"].nsmallest(max_train_per_class).max())
-                roles.loc[group.index[group["h"] > threshold]] = "unused"
-        if thresholds:
-            rule += f"; at most {max_train_per_class} training rows per class (seeded choice)"
-    # Rows whose folder gave no label (raw_images' layout_parsed check names them) are counted apart.
-    roles = pd.concat([roles, pd.Series("unlabelled", index=unlabelled, name="role")])
-    return ProbePlan(roles, sorted(rows["label"].astype(str).unique()), rule, bool(has_split), thresholds)
+        hashes: dict[str, list[float]] = {}
+        for p, lab, role in zip(paths, labels, uncapped):
+            if role == "train":
+                hashes.setdefault(str(lab), []).append(row_hash(p, seed))
+        # A capped class keeps the rows whose hash is at most its threshold (ties included, as in role_of).
+        thresholds = {lab: sorted(h)[max_train_per_class - 1] for lab, h in hashes.items()
+                      if len(h) > max_train_per_class}
+    roles = [role_of(p, lab, s, seed, has_split, thresholds) for p, lab, s in zip(paths, labels, splits)]
+    if has_split:
+        rule = f"trained on the {TRAIN_SPLIT} split, evaluated on the {EVAL_SPLIT} split"
+    else:
+        rule = (f"no {TRAIN_SPLIT}/{EVAL_SPLIT} pair of splits: seeded {1 - HOLDOUT_FRACTION:.0%}/"
+                f"{HOLDOUT_FRACTION:.0%} split of all rows (seed {seed})")
+    if thresholds:
+        rule += f"; at most {max_train_per_class} training rows per class (seeded choice)"
+    return ProbePlan(pd.Series(roles, index=paths, name="role"),
+                     sorted(rows.loc[labelled, "label"].astype(str).unique()), rule, has_split, thresholds)
 
 
-def role_of(path: str, label: str, split: str, seed: int, has_split: bool, thresholds: dict) -> str:
-    """The role :func:`plan_roles` gives one row, recomputed where the row is read (a Spark task)."""
-    if label is None:
+def role_of(path: str, label: str | None, split: str | None, seed: int, has_split: bool, thresholds: dict) -> str:
+    """The role of one row: "train", "eval", "unused" (another split, or beyond a class's cap) or
+    "unlabelled" (its folder gave no label: raw_images' layout_parsed check names it)."""
+    if label is None or label != label:  # None, or NaN from pandas
         return "unlabelled"
     h = row_hash(path, seed)
     if has_split:

@@ -58,7 +58,7 @@ def native_blas_missing(spark) -> str | None:
     if "TieredStopAtLevel=1" not in (spark.conf.get("spark.driver.extraJavaOptions", "") or ""):
         return None
     return ("no native BLAS (libblas.so.3) for Spark ML on this machine: the probe's logistic regression "
-            "runs ~20x slower; install one (`apt-get install libopenblas0-pthread`, done by `make install`)")
+            "runs ~20x slower; install one (`apt-get install libopenblas0-pthread`, as `make demo`/`make test` do)")
 
 
 def _first_length(units, location: Location, uri: str, column: str) -> int:
