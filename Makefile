@@ -13,7 +13,7 @@ SAMPLE_IMAGES ?= 200
 DEMO_LOG_LEVEL ?= INFO
 DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
-.PHONY: install java blas chromium demo test ui notebook bench clean lint
+.PHONY: install java blas chromium demo test test-fast ui notebook bench clean lint
 
 # The instance `make demo` and `make ui` use, for the dagster/dg CLIs run by hand from this folder
 # too (both load .env from the working directory). Not committed: it holds an absolute path.
@@ -37,10 +37,10 @@ java:
 demo: java blas install .env
 	@$(BIN)/fruits-assets home init >/dev/null
 	@if [ -z "$(FRUITS_IMAGES_DIR)" ] && [ ! -d "$(DEMO_IMAGES_DIR)" ]; then \
-	  $(BIN)/python -m fruits_assets.sample_data "$(DEMO_IMAGES_DIR)" --images $(SAMPLE_IMAGES); fi
-	FRUITS_IMAGES_DIR="$(DEMO_IMAGES_DIR)" $(BIN)/dagster asset materialize -m fruits_assets --select '*' \
+	  $(BIN)/python -m fruits_assets.images.sample_data "$(DEMO_IMAGES_DIR)" --images $(SAMPLE_IMAGES); fi
+	FRUITS_IMAGES_DIR="$(DEMO_IMAGES_DIR)" $(BIN)/dagster asset materialize -m fruits_assets.definitions --select '*' \
 	  --config-json '{"loggers": {"console": {"config": {"log_level": "$(DEMO_LOG_LEVEL)"}}}}'
-	@$(BIN)/python -m fruits_assets.summary
+	@$(BIN)/python -m fruits_assets.cli.summary
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -58,8 +58,15 @@ chromium:
 test: java blas install chromium
 	$(BIN)/python -m pytest
 
+# Pure logic only (no JVM, Spark, TensorFlow model, server or subprocess): under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -m fast -q
+
+# Lint, format and types: what CI checks before the tests.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 ui: java blas install .env
 	@$(BIN)/fruits-assets home init >/dev/null

@@ -119,7 +119,7 @@ class CpuAccount:
 
 # ------------------------------------------------------------ setup
 def images_dir(n: int) -> Path:
-    from fruits_assets import sample_data
+    from fruits_assets.images import sample_data
 
     root = OUT / "images" / f"n{n}"
     sample_data.generate(root, n)
@@ -129,7 +129,7 @@ def images_dir(n: int) -> Path:
 def weights_file() -> Path:
     path = OUT / "seeded.weights.h5"
     if not path.exists():
-        from fruits_assets.keras_model import save_weights, seeded_random_model
+        from fruits_assets.model.keras_build import save_weights, seeded_random_model
 
         path.parent.mkdir(parents=True, exist_ok=True)
         save_weights(seeded_random_model(), str(path))
@@ -137,9 +137,9 @@ def weights_file() -> Path:
 
 
 def spark_config(master: str) -> dict:
-    from fruits_assets.definitions import LOCAL_SPARK_CONFIG
+    from fruits_assets.defs.deployments import local_spark_config
 
-    return dict(LOCAL_SPARK_CONFIG, **{"spark.master": master})
+    return dict(local_spark_config(), **{"spark.master": master})
 
 
 # ------------------------------------------------------------ measurements
@@ -159,8 +159,8 @@ def measure_raw(model_bytes: bytes, root: Path, threads: int, limit: int = 2000,
     """LiteRT on pre-decoded, pre-resized images: the ceiling. Best of one interpreter with
     ``threads`` threads and ``threads`` single-thread interpreters side by side (what Spark's task
     slots do), over batch sizes and repeats: this machine's speed drifts by 10-20 % between runs."""
-    from fruits_assets.decode import load_rgb
-    from fruits_assets.litert_runtime import LiteRTFeatureExtractor
+    from fruits_assets.images.decode import load_rgb
+    from fruits_assets.model.litert import LiteRTFeatureExtractor
 
     paths = sorted(root.rglob("*.jpg"))[:limit]
     tensors = np.stack([load_rgb(p.read_bytes()) for p in paths])
@@ -185,13 +185,12 @@ def measure_raw(model_bytes: bytes, root: Path, threads: int, limit: int = 2000,
     return best
 
 
-def measure_decode_ceiling(model_bytes: bytes, root: Path, threads: int, limit: int = 2000,
-                           repeats: int = 2) -> float:
+def measure_decode_ceiling(model_bytes: bytes, root: Path, threads: int, limit: int = 2000, repeats: int = 2) -> float:
     """``raw`` plus decoding: ``threads`` single-thread interpreters side by side, each decoding
     and resizing its images from bytes already in memory. No file reads, no Spark, no parquet:
     what any pipeline that decodes could reach on this machine at best."""
-    from fruits_assets.decode import load_rgb
-    from fruits_assets.litert_runtime import LiteRTFeatureExtractor
+    from fruits_assets.images.decode import load_rgb
+    from fruits_assets.model.litert import LiteRTFeatureExtractor
 
     blobs = [p.read_bytes() for p in sorted(root.rglob("*.jpg"))[:limit]]
     extractors = [LiteRTFeatureExtractor(model_bytes, batch_size=1, num_threads=1) for _ in range(threads)]
@@ -219,9 +218,9 @@ def profile_stages(model_bytes: bytes, root: Path, limit: int = 512) -> dict[str
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from fruits_assets.decode import load_rgb
-    from fruits_assets.featurize import FEATURES_SCHEMA
-    from fruits_assets.litert_runtime import LiteRTFeatureExtractor
+    from fruits_assets.images.decode import load_rgb
+    from fruits_assets.model.litert import LiteRTFeatureExtractor
+    from fruits_assets.spark.featurize import FEATURES_SCHEMA
 
     t0 = time.perf_counter()
     blobs = [p.read_bytes() for p in sorted(root.rglob("*.jpg"))[:limit]]
@@ -239,12 +238,17 @@ def profile_stages(model_bytes: bytes, root: Path, limit: int = 512) -> dict[str
     t4b = time.perf_counter()
     offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
     names = pa.array([str(i) for i in range(n)])
-    table = pa.Table.from_arrays([names, names, names, pa.ListArray.from_arrays(offsets, pa.array(feats.reshape(-1)))],
-                                 schema=FEATURES_SCHEMA)
+    table = pa.Table.from_arrays(
+        [names, names, names, pa.ListArray.from_arrays(offsets, pa.array(feats.reshape(-1)))], schema=FEATURES_SCHEMA
+    )
     pq.write_table(table, io.BytesIO(), compression="snappy", use_dictionary=["path", "label", "split"])
     t5 = time.perf_counter()  # the table built, encoded and compressed as a task's PartWriter does
-    return {"read_file_ms": 1e3 * (t1 - t0) / n, "decode_resize_ms": 1e3 * (t2 - t1) / n,
-            "inference_ms": 1e3 * (t4 - t3) / n, "to_parquet_ms": 1e3 * (t5 - t4b) / n}
+    return {
+        "read_file_ms": 1e3 * (t1 - t0) / n,
+        "decode_resize_ms": 1e3 * (t2 - t1) / n,
+        "inference_ms": 1e3 * (t4 - t3) / n,
+        "to_parquet_ms": 1e3 * (t5 - t4b) / n,
+    }
 
 
 def start_python_workers(spark) -> None:
@@ -254,7 +258,7 @@ def start_python_workers(spark) -> None:
 
     @pandas_udf("long")
     def touch(ids: pd.Series) -> pd.Series:
-        import fruits_assets.featurize  # noqa: F401 - what the real tasks import
+        import fruits_assets.spark.featurize  # noqa: F401 - what the real tasks import
 
         return ids
 
@@ -273,8 +277,12 @@ def measure_pipeline(n: int, master: str, weights: Path, options: dict | None = 
     data = OUT / "data" / f"n{n}-{master.replace('local', '').strip('[]*') or 'all'}"
     resources = local_resources(str(data), str(root), spark_config(master))
     assets = list(build_definitions("local").assets)
-    setup = materialize(assets, resources=resources, selection=[AssetKey("raw_images"), AssetKey("feature_model")],
-                        run_config={"ops": {"feature_model": {"config": {"weights": str(weights)}}}})
+    setup = materialize(
+        assets,
+        resources=resources,
+        selection=[AssetKey("raw_images"), AssetKey("feature_model")],
+        run_config={"ops": {"feature_model": {"config": {"weights": str(weights)}}}},
+    )
     assert setup.success
     started = time.perf_counter()
     spark = resources["pyspark"].spark_session
@@ -289,8 +297,11 @@ def measure_pipeline(n: int, master: str, weights: Path, options: dict | None = 
         started = time.perf_counter()
         result = materialize(assets, resources=resources, selection=selection, run_config=run_config)
         seconds = time.perf_counter() - started
-    log("pipeline cpu seconds: " + " ".join(f"{k}={v}" for k, v in sorted(cpu.seconds.items()))
-        + f" (wall {seconds:.1f}s x {os.cpu_count()} cores = {seconds * (os.cpu_count() or 1):.1f} core-s)")
+    log(
+        "pipeline cpu seconds: "
+        + " ".join(f"{k}={v}" for k, v in sorted(cpu.seconds.items()))
+        + f" (wall {seconds:.1f}s x {os.cpu_count()} cores = {seconds * (os.cpu_count() or 1):.1f} core-s)"
+    )
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
     # The same materialization again in the same session: JVM code paths JIT-compiled, the fixed
     # first-job costs gone. This is the per-image cost that large data sets see.
@@ -298,22 +309,37 @@ def measure_pipeline(n: int, master: str, weights: Path, options: dict | None = 
     with CpuAccount() as cpu:
         again = materialize(assets, resources=resources, selection=selection, run_config=run_config)
     warm_seconds = time.perf_counter() - started
-    log("steady state cpu seconds: " + " ".join(f"{k}={v}" for k, v in sorted(cpu.seconds.items()))
-        + f" (wall {warm_seconds:.1f}s)")
+    log(
+        "steady state cpu seconds: "
+        + " ".join(f"{k}={v}" for k, v in sorted(cpu.seconds.items()))
+        + f" (wall {warm_seconds:.1f}s)"
+    )
     assert again.success
-    meta = {e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
-            for e in result.get_asset_materialization_events()}
+    meta = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
     count = meta["image_features"]["dagster/row_count"]
     assert count == n, f"featurized {count} of {n}"
-    stages = {"featurize_and_write_parts_s": meta["image_features"]["featurize_seconds"],
-              "checks_s": meta["image_features"]["checks_seconds"],
-              "publish_features_s": meta["image_features"]["write_seconds"],
-              "write_rejects_s": meta["image_rejects"]["write_seconds"]}
+    stages = {
+        "featurize_and_write_parts_s": meta["image_features"]["featurize_seconds"],
+        "checks_s": meta["image_features"]["checks_seconds"],
+        "publish_features_s": meta["image_features"]["write_seconds"],
+        "write_rejects_s": meta["image_rejects"]["write_seconds"],
+    }
     stages["dagster_and_other_s"] = round(seconds - sum(stages.values()), 2)
     log("pipeline stages: " + " ".join(f"{k}={v}" for k, v in stages.items()))
-    return {"img_s": n / seconds, "seconds": seconds, "startup_s": startup, "workers_startup_s": workers_startup,
-            "features_uri": meta["image_features"]["dagster/uri"],
-            "warm_img_s": n / warm_seconds, "worker_peak_rss_mb": rss.peak_mb, "stages": stages, "spark": spark}
+    return {
+        "img_s": n / seconds,
+        "seconds": seconds,
+        "startup_s": startup,
+        "workers_startup_s": workers_startup,
+        "features_uri": meta["image_features"]["dagster/uri"],
+        "warm_img_s": n / warm_seconds,
+        "worker_peak_rss_mb": rss.peak_mb,
+        "stages": stages,
+        "spark": spark,
+    }
 
 
 def measure_keras_reference(spark, root: Path, weights: Path, n: int) -> tuple[float, Path]:
@@ -321,7 +347,7 @@ def measure_keras_reference(spark, root: Path, weights: Path, n: int) -> tuple[f
     Returns images/s and where its features were written."""
     import keras
 
-    from fruits_assets.keras_model import build_model
+    from fruits_assets.model.keras_build import build_model
 
     weights_list = build_model(str(weights)).model.get_weights()
     bc = spark.sparkContext.broadcast(weights_list)
@@ -333,22 +359,30 @@ def measure_keras_reference(spark, root: Path, weights: Path, n: int) -> tuple[f
 
         from PIL import Image
 
-        model = keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False, pooling="avg",
-                                               weights=None)
+        model = keras.applications.MobileNetV2(
+            input_shape=(224, 224, 3), include_top=False, pooling="avg", weights=None
+        )
         model.set_weights(bc.value)
         for content in content_iter:
-            arrs = [keras.utils.img_to_array(Image.open(io.BytesIO(c)).convert("RGB").resize([224, 224]))
-                    for c in content]
+            arrs = [
+                keras.utils.img_to_array(Image.open(io.BytesIO(c)).convert("RGB").resize([224, 224])) for c in content
+            ]
             preds = model.predict(keras.applications.mobilenet_v2.preprocess_input(np.stack(arrs)), verbose=0)
             yield pd.Series(list(preds))
 
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1024")
     out = OUT / "data" / "keras_reference" / str(time.time_ns())
     started = time.perf_counter()
-    df = (spark.read.format("binaryFile").option("pathGlobFilter", "*.jpg").option("recursiveFileLookup", "true")
-          .load(str(root)).repartition(20))
-    df.select("path", element_at(split("path", "/"), -2).alias("label"),
-              featurize_udf("content").alias("features")).write.parquet(str(out))
+    df = (
+        spark.read.format("binaryFile")
+        .option("pathGlobFilter", "*.jpg")
+        .option("recursiveFileLookup", "true")
+        .load(str(root))
+        .repartition(20)
+    )
+    df.select(
+        "path", element_at(split("path", "/"), -2).alias("label"), featurize_udf("content").alias("features")
+    ).write.parquet(str(out))
     return n / (time.perf_counter() - started), out
 
 
@@ -399,11 +433,13 @@ def main() -> None:
     if args.rss:
         for n in (int(x) for x in args.rss.split(",")):
             p = sub_run(["--pipeline-only", "--images", str(n), "--master", args.master])
-            print(f"rss images={n} pipeline_img_s={p['img_s']:.1f} worker_peak_rss_mb={p['worker_peak_rss_mb']:.0f}",
-                  flush=True)
+            print(
+                f"rss images={n} pipeline_img_s={p['img_s']:.1f} worker_peak_rss_mb={p['worker_peak_rss_mb']:.0f}",
+                flush=True,
+            )
         return
 
-    from fruits_assets.keras_model import build_model, to_tflite
+    from fruits_assets.model.keras_build import build_model, to_tflite
 
     root = images_dir(args.images)
     model_bytes = to_tflite(build_model(str(weights)).model)
@@ -412,8 +448,10 @@ def main() -> None:
         log(f"profile {stage}={ms:.3f}")
     raw_before = measure_raw(model_bytes, root, threads=cores)
     pipeline = measure_pipeline(args.images, args.master, weights, options)
-    log(f"pipeline {pipeline['img_s']:.1f} img/s ({pipeline['seconds']:.1f}s; not counted: Spark start-up "
-        f"{pipeline['startup_s']:.1f}s, Python worker pool start {pipeline['workers_startup_s']:.1f}s)")
+    log(
+        f"pipeline {pipeline['img_s']:.1f} img/s ({pipeline['seconds']:.1f}s; not counted: Spark start-up "
+        f"{pipeline['startup_s']:.1f}s, Python worker pool start {pipeline['workers_startup_s']:.1f}s)"
+    )
     log(f"pipeline steady state (same materialization again, same session) {pipeline['warm_img_s']:.1f} img/s")
     raw = max(raw_before, measure_raw(model_bytes, root, threads=cores))  # the ceiling: best seen
     log(f"raw {raw:.1f} img/s")
@@ -422,8 +460,10 @@ def main() -> None:
     log(f"keras_reference {keras_ref:.1f} img/s")
     matched, cos_min, cos_mean = feature_agreement(pipeline["features_uri"], keras_out)
     if matched != args.images or cos_min < 0.9999:
-        log(f"!!! the pipeline's features differ from the Keras reference's: {matched} of {args.images} images "
-            f"matched, min cosine {cos_min:.6f} < 0.9999: the speeds do not compare like with like !!!")
+        log(
+            f"!!! the pipeline's features differ from the Keras reference's: {matched} of {args.images} images "
+            f"matched, min cosine {cos_min:.6f} < 0.9999: the speeds do not compare like with like !!!"
+        )
     if args.scaling:
         # This session's idle JVM and TensorFlow-loaded workers would share the cores with the runs.
         pipeline["spark"].stop()
@@ -434,22 +474,32 @@ def main() -> None:
                 seen.append(sub_run(["--pipeline-only", "--images", str(args.images), "--master", master]))
                 log(f"scaling run {master}: {seen[-1]['img_s']:.1f} img/s (steady {seen[-1]['warm_img_s']:.1f})")
         one, two = ({k: max(r[k] for r in runs[m]) for k in ("img_s", "warm_img_s")} for m in runs)
-        print(f"scaling images={args.images} local1_img_s={one['img_s']:.1f} local2_img_s={two['img_s']:.1f} "
-              f"local2_over_local1={two['img_s'] / one['img_s']:.2f} "
-              f"steady_state_local1_img_s={one['warm_img_s']:.1f} steady_state_local2_img_s={two['warm_img_s']:.1f} "
-              f"steady_state_local2_over_local1={two['warm_img_s'] / one['warm_img_s']:.2f}")
+        print(
+            f"scaling images={args.images} local1_img_s={one['img_s']:.1f} local2_img_s={two['img_s']:.1f} "
+            f"local2_over_local1={two['img_s'] / one['img_s']:.2f} "
+            f"steady_state_local1_img_s={one['warm_img_s']:.1f} steady_state_local2_img_s={two['warm_img_s']:.1f} "
+            f"steady_state_local2_over_local1={two['warm_img_s'] / one['warm_img_s']:.2f}"
+        )
     a = pipeline["img_s"]
-    print(f"ceiling images={args.images} raw_img_s={raw:.1f} decode_ceiling_img_s={decode_ceiling:.1f} "
-          f"decode_ceiling_over_raw={decode_ceiling / raw:.2f} pipeline_over_decode_ceiling={a / decode_ceiling:.2f} "
-          f"pipeline_warm_over_decode_ceiling={pipeline['warm_img_s'] / decode_ceiling:.2f}")
-    print(f"agreement images={args.images} matched={matched} pipeline_vs_keras_reference_cosine_min={cos_min:.6f} "
-          f"cosine_mean={cos_mean:.6f}")
-    print(f"steady_state images={args.images} pipeline_warm_img_s={pipeline['warm_img_s']:.1f} "
-          f"pipeline_warm_over_raw={pipeline['warm_img_s'] / raw:.2f} "
-          f"pipeline_warm_over_keras={pipeline['warm_img_s'] / keras_ref:.2f}")
-    print(f"featurize images={args.images} pipeline_img_s={a:.1f} raw_img_s={raw:.1f} "
-          f"keras_reference_img_s={keras_ref:.1f} pipeline_over_raw={a / raw:.2f} "
-          f"pipeline_over_keras={a / keras_ref:.2f} worker_peak_rss_mb={pipeline['worker_peak_rss_mb']:.0f}")
+    print(
+        f"ceiling images={args.images} raw_img_s={raw:.1f} decode_ceiling_img_s={decode_ceiling:.1f} "
+        f"decode_ceiling_over_raw={decode_ceiling / raw:.2f} pipeline_over_decode_ceiling={a / decode_ceiling:.2f} "
+        f"pipeline_warm_over_decode_ceiling={pipeline['warm_img_s'] / decode_ceiling:.2f}"
+    )
+    print(
+        f"agreement images={args.images} matched={matched} pipeline_vs_keras_reference_cosine_min={cos_min:.6f} "
+        f"cosine_mean={cos_mean:.6f}"
+    )
+    print(
+        f"steady_state images={args.images} pipeline_warm_img_s={pipeline['warm_img_s']:.1f} "
+        f"pipeline_warm_over_raw={pipeline['warm_img_s'] / raw:.2f} "
+        f"pipeline_warm_over_keras={pipeline['warm_img_s'] / keras_ref:.2f}"
+    )
+    print(
+        f"featurize images={args.images} pipeline_img_s={a:.1f} raw_img_s={raw:.1f} "
+        f"keras_reference_img_s={keras_ref:.1f} pipeline_over_raw={a / raw:.2f} "
+        f"pipeline_over_keras={a / keras_ref:.2f} worker_peak_rss_mb={pipeline['worker_peak_rss_mb']:.0f}"
+    )
 
 
 if __name__ == "__main__":

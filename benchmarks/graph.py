@@ -58,15 +58,19 @@ def main() -> None:
     parser.add_argument("--max-k", type=int, default=None, help="pca_model.max_k (default: the asset's default)")
     parser.add_argument("--weights", default=None, help="weights setting (default: the seeded random weights file)")
     parser.add_argument("--master", default="local[*]")
-    parser.add_argument("--probe-cap", type=int, default=None,
-                        help="feature_probe.max_train_rows_per_class (default: the asset's default)")
+    parser.add_argument(
+        "--probe-cap",
+        type=int,
+        default=None,
+        help="feature_probe.max_train_rows_per_class (default: the asset's default)",
+    )
     args = parser.parse_args()
 
     from dagster import AssetKey, DagsterInstance, materialize
 
-    from fruits_assets import sample_data
     from fruits_assets.definitions import build_definitions, local_resources
-    from fruits_assets.resources import FruitsSpark
+    from fruits_assets.defs.resources import FruitsSpark
+    from fruits_assets.images import sample_data
 
     images = OUT / "images" / f"n{args.images}-c{args.classes}"
     started = time.perf_counter()
@@ -90,8 +94,13 @@ def main() -> None:
         run_config["ops"]["feature_probe"] = {"config": {"max_train_rows_per_class": args.probe_cap}}
     instance = DagsterInstance.ephemeral()
     started = time.perf_counter()
-    materialize(assets, resources=resources, run_config={"ops": {"feature_model": run_config["ops"]["feature_model"]}},
-                instance=instance, selection=[AssetKey("feature_model")])
+    materialize(
+        assets,
+        resources=resources,
+        run_config={"ops": {"feature_model": run_config["ops"]["feature_model"]}},
+        instance=instance,
+        selection=[AssetKey("feature_model")],
+    )
     first_build = time.perf_counter() - started
 
     with PeakRss(field="VmRSS") as rss:  # during the measured run only (the warm-up built the model)
@@ -103,23 +112,34 @@ def main() -> None:
     k = meta["pca_model"]["k"].value
     disk_mb = int(subprocess.run(["du", "-sm", str(data)], capture_output=True, text=True).stdout.split()[0])
     featurize = steps["image_features"]
-    log(f"spark_start_s={spark_start:.1f} model_first_build_s={first_build:.1f} "
-        f"model_reused={meta['feature_model']['reused'].value}")
-    log("steps: " + " ".join(f"{s}={steps.get(s, 0):.1f}s" for s in STEPS)
+    log(
+        f"spark_start_s={spark_start:.1f} model_first_build_s={first_build:.1f} "
+        f"model_reused={meta['feature_model']['reused'].value}"
+    )
+    log(
+        "steps: "
+        + " ".join(f"{s}={steps.get(s, 0):.1f}s" for s in STEPS)
         + f" (pca moments {meta['pca_model']['moments_seconds'].value}s, "
-          f"eig {meta['pca_model']['eig_seconds'].value}s)")
+        f"eig {meta['pca_model']['eig_seconds'].value}s)"
+    )
     probe = meta["feature_probe"]
-    log(f"probe: accuracy={probe['accuracy'].value} macro_f1={probe['macro_f1'].value} "
+    log(
+        f"probe: accuracy={probe['accuracy'].value} macro_f1={probe['macro_f1'].value} "
         f"chance={probe['majority_class_rate'].value} train_rows={probe['train_rows'].value} "
         f"eval_rows={probe['eval_rows'].value} iterations={probe['iterations'].value} "
-        f"train_s={probe['train_seconds'].value} predict_s={probe['predict_seconds'].value}")
-    log(f"peak RSS MB: driver_python={rss.mb('driver_python')} jvm={rss.mb('jvm')} "
-        f"python_worker={rss.mb('python_workers')}; disk used by outputs {disk_mb} MB")
-    print(f"graph images={args.images} k={k} model_s={steps['feature_model']:.1f} featurize_s={featurize:.1f} "
-          f"pca_fit_s={steps['pca_model']:.1f} project_s={steps['image_pca']:.1f} "
-          f"probe_s={steps['feature_probe']:.1f} total_s={total:.1f} "
-          f"overhead_over_featurize={(total - steps['feature_probe'] - featurize) / featurize:.2f} "
-          f"overhead_with_probe={(total - featurize) / featurize:.2f} driver_peak_rss_mb={rss.mb('driver_python')}")
+        f"train_s={probe['train_seconds'].value} predict_s={probe['predict_seconds'].value}"
+    )
+    log(
+        f"peak RSS MB: driver_python={rss.mb('driver_python')} jvm={rss.mb('jvm')} "
+        f"python_worker={rss.mb('python_workers')}; disk used by outputs {disk_mb} MB"
+    )
+    print(
+        f"graph images={args.images} k={k} model_s={steps['feature_model']:.1f} featurize_s={featurize:.1f} "
+        f"pca_fit_s={steps['pca_model']:.1f} project_s={steps['image_pca']:.1f} "
+        f"probe_s={steps['feature_probe']:.1f} total_s={total:.1f} "
+        f"overhead_over_featurize={(total - steps['feature_probe'] - featurize) / featurize:.2f} "
+        f"overhead_with_probe={(total - featurize) / featurize:.2f} driver_peak_rss_mb={rss.mb('driver_python')}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ def main() -> None:
 
     from dagster import DagsterInstance, materialize
 
-    from fruits_assets import sample_data
     from fruits_assets.definitions import build_definitions, local_resources
-    from fruits_assets.resources import FruitsSpark
+    from fruits_assets.defs.resources import FruitsSpark
+    from fruits_assets.images import sample_data
 
     images, data = OUT / "incremental-images", OUT / "incremental-data"
     shutil.rmtree(images, ignore_errors=True)
@@ -59,16 +59,19 @@ def main() -> None:
 
     def run(label: str, extra: dict | None = None) -> float:
         started = time.perf_counter()
-        result = materialize(assets, resources=resources, instance=instance,
-                             run_config={"ops": {**weights, **(extra or {})}})
+        result = materialize(
+            assets, resources=resources, instance=instance, run_config={"ops": {**weights, **(extra or {})}}
+        )
         seconds = time.perf_counter() - started
         meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
         f = meta["image_features"]
-        log(f"{label}: {seconds:.1f}s computed={f['images_computed'].value} reused={f['images_reused'].value} "
+        log(
+            f"{label}: {seconds:.1f}s computed={f['images_computed'].value} reused={f['images_reused'].value} "
             f"removed={f['images_removed'].value} model_reused={meta['feature_model']['reused'].value} "
             f"pca_reused={meta['pca_model']['reused'].value} projection_reused={meta['image_pca']['reused'].value} "
             f"probe_reused={meta['feature_probe']['reused'].value} "
-            f"probe_s={meta['feature_probe']['probe_seconds'].value}")
+            f"probe_s={meta['feature_probe']['probe_seconds'].value}"
+        )
         probe_s[label] = meta["feature_probe"]["probe_seconds"].value
         return seconds
 
@@ -79,12 +82,18 @@ def main() -> None:
     refresh = run("full_refresh (model reused)", {"image_features": {"config": {"full_refresh": True}}})
     # The graph as issue 11 measured it had no feature_probe: its share, said apart.
     p_full, p_plus = probe_s["full (first run: Keras build included)"], probe_s["+1 %"]
-    log(f"without feature_probe's time: plus1pct_over_full={(plus - p_plus) / (full - p_full):.3f} "
-        f"(the probe: {p_full:.1f}s in the full run, {p_plus:.1f}s in the +1 % run)")
-    log(f"against the full_refresh run: plus1pct_over_full_refresh={plus / refresh:.3f} "
-        f"nochange_over_full_refresh={same / refresh:.3f}")
-    print(f"incremental images={args.images} full_s={full:.1f} plus1pct_s={plus:.1f} nochange_s={same:.1f} "
-          f"plus1pct_over_full={plus / full:.3f} nochange_over_full={same / full:.3f}")
+    log(
+        f"without feature_probe's time: plus1pct_over_full={(plus - p_plus) / (full - p_full):.3f} "
+        f"(the probe: {p_full:.1f}s in the full run, {p_plus:.1f}s in the +1 % run)"
+    )
+    log(
+        f"against the full_refresh run: plus1pct_over_full_refresh={plus / refresh:.3f} "
+        f"nochange_over_full_refresh={same / refresh:.3f}"
+    )
+    print(
+        f"incremental images={args.images} full_s={full:.1f} plus1pct_s={plus:.1f} nochange_s={same:.1f} "
+        f"plus1pct_over_full={plus / full:.3f} nochange_over_full={same / full:.3f}"
+    )
 
 
 if __name__ == "__main__":

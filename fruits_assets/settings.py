@@ -1,19 +1,26 @@
-"""Deployment settings read from environment variables (documented in README)."""
+"""Every setting read from the environment (documented in README and docs/): the only module of
+the package that reads ``os.environ``; everything else asks here."""
 
 from __future__ import annotations
 
-import atexit
+import json
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 DEPLOYMENTS = ("local", "emr")
 EU_REGIONS = (
-    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2",
-    "eu-north-1", "eu-south-1", "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
 )
 DEFAULT_REGION = "eu-west-3"
 
@@ -22,27 +29,27 @@ class SettingsError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
 
 
-_LAST_WORDS: list[str] = []
-
-
-def _print_last_words() -> None:
-    if _LAST_WORDS:
-        print(f"fruits-assets: error: {_LAST_WORDS[-1]}", file=sys.stderr)
-
-
-def expected_error(exc: Exception) -> Exception:
-    """Mark ``exc`` as an expected mistake (bad setting, missing images): besides Dagster's own
-    report of the failed run, its one-line message is the last line the process prints, so a
-    user of the `dagster` CLI finds it without reading a trace. Returns ``exc`` to raise it."""
-    if not _LAST_WORDS:
-        atexit.register(_print_last_words)
-    _LAST_WORDS.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    return exc
-
-
+@overload
+def _env(name: str) -> str | None: ...
+@overload
+def _env(name: str, default: str) -> str: ...
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or default
+
+
+def value(name: str, default: str | None = None) -> str | None:
+    """Env var ``name`` stripped, or ``default`` when unset or blank."""
+    return _env(name) or default
+
+
+def integer(name: str, default: int) -> int:
+    """An integer env var; anything else is a one-line error naming it."""
+    raw = _env(name)
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
 
 
 def require(name: str) -> str:
@@ -100,9 +107,41 @@ def spark_master() -> str:
     """FRUITS_SPARK_MASTER (default local[*]): checked here so a typo is one line, not a Java trace."""
     value = _env("FRUITS_SPARK_MASTER", "local[*]")
     if not _MASTER.match(value):
-        raise SettingsError(f"FRUITS_SPARK_MASTER={value!r} is not a Spark master: use local, local[N], "
-                            "local[*], yarn, spark://host:port or k8s://...")
+        raise SettingsError(
+            f"FRUITS_SPARK_MASTER={value!r} is not a Spark master: use local, local[N], "
+            "local[*], yarn, spark://host:port or k8s://..."
+        )
     return value
+
+
+def spark_driver_memory() -> str:
+    """FRUITS_SPARK_DRIVER_MEMORY (default 4g): the local Spark driver's heap."""
+    return _env("FRUITS_SPARK_DRIVER_MEMORY", "4g")
+
+
+def spark_driver_java_options() -> str:
+    """FRUITS_SPARK_DRIVER_JAVA_OPTIONS (default C1-only JIT: local runs are short, see docs/performance.md)."""
+    return _env("FRUITS_SPARK_DRIVER_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
+
+
+def spark_home() -> str | None:
+    """SPARK_HOME: set by spark-submit on EMR (Spark and its Java come from the cluster then)."""
+    return _env("SPARK_HOME")
+
+
+def keras_home() -> str:
+    """Where Keras caches downloaded weights (KERAS_HOME, Keras's own convention; default ~/.keras)."""
+    return os.path.expanduser(_env("KERAS_HOME", "~/.keras"))
+
+
+def dagster_home() -> str | None:
+    """DAGSTER_HOME: the Dagster instance's folder (None when unset)."""
+    return _env("DAGSTER_HOME")
+
+
+def emr_staging_prefix() -> str:
+    """FRUITS_EMR_STAGING_PREFIX (default emr_staging): step packages and staged parts in the bucket."""
+    return _env("FRUITS_EMR_STAGING_PREFIX", "emr_staging")
 
 
 def java_executable() -> str:
@@ -137,17 +176,16 @@ def s3_endpoint_url() -> str | None:
 EMR_JOB_FLOW_INFO = "/mnt/var/lib/info/job-flow.json"
 
 
-def emr_cluster_id() -> str:
-    """FRUITS_EMR_CLUSTER_ID, or the id of the EMR cluster this code runs on."""
-    value = _env("FRUITS_EMR_CLUSTER_ID")
+def emr_cluster_id(given: str | None = None) -> str:
+    """``given``, else FRUITS_EMR_CLUSTER_ID, else the id of the EMR cluster this code runs on."""
+    value = given or _env("FRUITS_EMR_CLUSTER_ID")
     if value is None and os.path.exists(EMR_JOB_FLOW_INFO):
-        import json
-
         with open(EMR_JOB_FLOW_INFO) as fh:
             value = json.load(fh).get("jobFlowId")
     if value is None:
-        raise SettingsError("FRUITS_EMR_CLUSTER_ID is not set (required for FRUITS_DEPLOYMENT=emr; "
-                            "`fruits-assets emr up` prints it)")
+        raise SettingsError(
+            "FRUITS_EMR_CLUSTER_ID is not set (required for FRUITS_DEPLOYMENT=emr; `fruits-assets emr up` prints it)"
+        )
     return value
 
 
@@ -165,7 +203,7 @@ class EmrSettings:
             bucket=require("FRUITS_S3_BUCKET"),
             region=aws_region(),
             cluster_id=emr_cluster_id(),
-            staging_prefix=_env("FRUITS_EMR_STAGING_PREFIX", "emr_staging"),
+            staging_prefix=emr_staging_prefix(),
             images_dir=_env("FRUITS_IMAGES_DIR"),
         )
 
@@ -202,8 +240,7 @@ def emr_kms_key_arn(region: str) -> str | None:
         return None
     parts = arn.split(":")
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms":
-        raise SettingsError(f"FRUITS_EMR_KMS_KEY_ARN={arn} is not a KMS key ARN "
-                            "(arn:aws:kms:REGION:ACCOUNT:key/ID)")
+        raise SettingsError(f"FRUITS_EMR_KMS_KEY_ARN={arn} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")
     if parts[3] != region:  # EMR cannot use a key from another region
         raise SettingsError(f"FRUITS_EMR_KMS_KEY_ARN is in {parts[3]}, not in the cluster's region {region}")
     return arn
@@ -234,6 +271,7 @@ def emr_jupyterhub_password() -> str:
     if value == JUPYTERHUB_DEFAULT_PASSWORD:
         raise SettingsError("FRUITS_EMR_JUPYTERHUB_PASSWORD is JupyterHub's documented default; choose another")
     if len(value) < JUPYTERHUB_MIN_PASSWORD or "\n" in value:  # a newline would break chpasswd's input
-        raise SettingsError(f"FRUITS_EMR_JUPYTERHUB_PASSWORD must be one line of at least "
-                            f"{JUPYTERHUB_MIN_PASSWORD} characters")
+        raise SettingsError(
+            f"FRUITS_EMR_JUPYTERHUB_PASSWORD must be one line of at least {JUPYTERHUB_MIN_PASSWORD} characters"
+        )
     return value

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fruits_assets import sample_data
+from fruits_assets.images import sample_data
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -23,6 +23,20 @@ REPO = Path(__file__).resolve().parents[1]
 # for the user's instance) the dagster CLI would load over the tests' own DAGSTER_HOME.
 RUN_DIR = Path(__file__).resolve().parent
 N_SAMPLE = 100
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_nothing(request, monkeypatch):
+    """`make test-fast` runs the tests marked fast in under a minute: such a test may not start a
+    process (a JVM, a CLI, a server) or listen on a port; this makes it fail if it does."""
+    if request.node.get_closest_marker("fast") is None:
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test marked fast started a process or a server: move it out of the fast tier")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    monkeypatch.setattr(socket.socket, "listen", refuse)
 
 
 def free_port() -> int:
@@ -67,7 +81,7 @@ def dirty_images(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 @pytest.fixture(scope="session")
 def seeded_weights(tmp_path_factory) -> Path:
     """A MobileNetV2 weights file with the seeded non-degenerate init, loaded like real weights."""
-    from fruits_assets.keras_model import save_weights, seeded_random_model
+    from fruits_assets.model.keras_build import save_weights, seeded_random_model
 
     path = tmp_path_factory.mktemp("weights") / "mobilenetv2_seeded.weights.h5"
     return Path(save_weights(seeded_random_model(), str(path)))
@@ -75,10 +89,10 @@ def seeded_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark():
-    from fruits_assets.definitions import LOCAL_SPARK_CONFIG
-    from fruits_assets.resources import FruitsSpark
+    from fruits_assets.defs.deployments import local_spark_config
+    from fruits_assets.defs.resources import FruitsSpark
 
-    config = dict(LOCAL_SPARK_CONFIG, **{"spark.master": "local[2]"})
+    config = dict(local_spark_config(), **{"spark.master": "local[2]"})
     return FruitsSpark(spark_config=config).spark_session
 
 
@@ -87,8 +101,14 @@ def run_env(tmp_path: Path, images: Path, weights: Path, **extra: str) -> dict:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
     env = dict(os.environ)
-    env.update(DAGSTER_HOME=str(home), FRUITS_DATA_ROOT=str(tmp_path / "data"), FRUITS_IMAGES_DIR=str(images),
-               FRUITS_WEIGHTS=str(weights), FRUITS_DEPLOYMENT="local", PYTHONPATH=str(REPO))
+    env.update(
+        DAGSTER_HOME=str(home),
+        FRUITS_DATA_ROOT=str(tmp_path / "data"),
+        FRUITS_IMAGES_DIR=str(images),
+        FRUITS_WEIGHTS=str(weights),
+        FRUITS_DEPLOYMENT="local",
+        PYTHONPATH=str(REPO),
+    )
     env.update(extra)
     return env
 
@@ -104,8 +124,20 @@ def running_webserver(tmp_path: Path, env: dict):
     port, log_path = free_port(), tmp_path / "webserver.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(REPO / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(port)], cwd=RUN_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                str(Path(sys.executable).with_name("dagster-webserver")),
+                "-w",
+                str(REPO / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=RUN_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.time() + 180
             while True:

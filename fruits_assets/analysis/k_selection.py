@@ -39,8 +39,18 @@ def select_k(ratios, target: float = 0.95, max_k: int | None = None) -> KSelecti
     hits = np.nonzero(cumulative >= target - 1e-9)[0]
     if hits.size:
         k = int(hits[0]) + 1
-        return KSelection(k, float(cumulative[k - 1]), target, True,
-                          f"{k} components explain {cumulative[k - 1]:.4f} >= target {target}")
-    return KSelection(cap, float(cumulative[-1]), target, False,
-                      f"target {target} not reached: the {cap} components allowed "
-                      f"(max_k={max_k}, available={r.size}) explain only {cumulative[-1]:.4f}")
+        return KSelection(
+            k,
+            float(cumulative[k - 1]),
+            target,
+            True,
+            f"{k} components explain {cumulative[k - 1]:.4f} >= target {target}",
+        )
+    return KSelection(
+        cap,
+        float(cumulative[-1]),
+        target,
+        False,
+        f"target {target} not reached: the {cap} components allowed "
+        f"(max_k={max_k}, available={r.size}) explain only {cumulative[-1]:.4f}",
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .pca_selection import KSelection, select_k
+from .k_selection import KSelection, select_k
 
 
 @dataclass
@@ -27,8 +27,8 @@ class Moments:
     """Count, mean and centred scatter matrix ``sum (x - mean)(x - mean)^T`` of a set of rows."""
 
     n: int
-    mean: np.ndarray      # float64 (d,)
-    scatter: np.ndarray   # float64 (d, d)
+    mean: np.ndarray  # float64 (d,)
+    scatter: np.ndarray  # float64 (d, d)
 
     @classmethod
     def empty(cls, dim: int) -> "Moments":
@@ -71,10 +71,10 @@ class Moments:
 
 @dataclass
 class PcaModel:
-    mean: np.ndarray                  # (d,) float64
-    scale: np.ndarray                 # (d,) float64: 1, or the std when standardized
-    components: np.ndarray            # (k, d) float64, rows = principal axes
-    explained_variance: np.ndarray    # (min(d, n-1),) eigenvalues, largest first
+    mean: np.ndarray  # (d,) float64
+    scale: np.ndarray  # (d,) float64: 1, or the std when standardized
+    components: np.ndarray  # (k, d) float64, rows = principal axes
+    explained_variance: np.ndarray  # (min(d, n-1),) eigenvalues, largest first
     explained_variance_ratio: np.ndarray
     selection: KSelection
     standardized: bool
@@ -113,21 +113,39 @@ def fit(moments: Moments, target: float, max_k: int, standardize: bool = False, 
     components = vectors[:, : selection.k].T.copy()
     flip = np.sign(components[np.arange(selection.k), np.argmax(np.abs(components), axis=1)])
     components *= np.where(flip == 0, 1.0, flip)[:, None]
-    return PcaModel(moments.mean.copy(), scale, components, values, ratios, selection, standardize, fitted_on,
-                    moments.n)
+    return PcaModel(
+        moments.mean.copy(), scale, components, values, ratios, selection, standardize, fitted_on, moments.n
+    )
 
 
 def save_npz(model: PcaModel) -> tuple[bytes, bytes]:
     """(``pca.npz`` bytes, ``pca.json`` bytes): arrays in NumPy's open format, the rest as JSON."""
     buf = io.BytesIO()
-    np.savez(buf, mean=model.mean, scale=model.scale, components=model.components,
-             explained_variance=model.explained_variance, explained_variance_ratio=model.explained_variance_ratio)
+    np.savez(
+        buf,
+        mean=model.mean,
+        scale=model.scale,
+        components=model.components,
+        explained_variance=model.explained_variance,
+        explained_variance_ratio=model.explained_variance_ratio,
+    )
     s = model.selection
-    meta = {"k": model.k, "dim": int(model.mean.shape[0]), "standardized": model.standardized,
-            "fitted_on": model.fitted_on, "fit_rows": model.fit_rows,
-            "selection": {"k": s.k, "explained_variance": s.explained_variance, "target": s.target,
-                          "reached": s.reached, "reason": s.reason},
-            "projection": "((x - mean) / scale) @ components.T", **model.extra}
+    meta = {
+        "k": model.k,
+        "dim": int(model.mean.shape[0]),
+        "standardized": model.standardized,
+        "fitted_on": model.fitted_on,
+        "fit_rows": model.fit_rows,
+        "selection": {
+            "k": s.k,
+            "explained_variance": s.explained_variance,
+            "target": s.target,
+            "reached": s.reached,
+            "reason": s.reason,
+        },
+        "projection": "((x - mean) / scale) @ components.T",
+        **model.extra,
+    }
     return buf.getvalue(), json.dumps(meta, indent=2).encode()
 
 
@@ -136,9 +154,20 @@ def load_npz(npz: bytes, meta: bytes) -> PcaModel:
     with np.load(io.BytesIO(npz)) as z:
         arrays = {k: z[k] for k in z.files}
     s = info["selection"]
-    extra = {k: v for k, v in info.items()
-             if k not in {"k", "dim", "standardized", "fitted_on", "fit_rows", "selection", "projection"}}
-    return PcaModel(arrays["mean"], arrays["scale"], arrays["components"], arrays["explained_variance"],
-                    arrays["explained_variance_ratio"],
-                    KSelection(s["k"], s["explained_variance"], s["target"], s["reached"], s["reason"]),
-                    info["standardized"], info.get("fitted_on", ""), info.get("fit_rows", 0), extra)
+    extra = {
+        k: v
+        for k, v in info.items()
+        if k not in {"k", "dim", "standardized", "fitted_on", "fit_rows", "selection", "projection"}
+    }
+    return PcaModel(
+        arrays["mean"],
+        arrays["scale"],
+        arrays["components"],
+        arrays["explained_variance"],
+        arrays["explained_variance_ratio"],
+        KSelection(s["k"], s["explained_variance"], s["target"], s["reached"], s["reason"]),
+        info["standardized"],
+        info.get("fitted_on", ""),
+        info.get("fit_rows", 0),
+        extra,
+    )

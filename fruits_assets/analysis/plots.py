@@ -57,19 +57,24 @@ def explained_variance_png(cumulative: Sequence[float], k: int, target: float) -
     return _png(fig)
 
 
-def scatter_png(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str], title: str,
-                ratios: Sequence[float] = ()) -> bytes:
+def scatter_png(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    labels: Sequence[str],
+    title: str,
+    ratios: Sequence[float] | np.ndarray = (),
+) -> bytes:
     """PC1 vs PC2: the largest classes coloured, the rest grey "other"; translucent points drawn in
     a shuffled order (no class hides behind another), legend outside the axes with "+N more"."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.6, 4.6))
-    labels = np.asarray([str(v) for v in labels], dtype=object)
-    names, counts = np.unique(labels, return_counts=True) if len(labels) else (np.array([]), np.array([]))
+    shown = np.asarray([str(v) for v in labels], dtype=object)
+    names, counts = np.unique(shown, return_counts=True) if len(shown) else (np.array([]), np.array([]))
     top = [str(n) for n in names[np.argsort(-counts, kind="stable")][:TOP_CLASSES]]
     colours = plt.get_cmap("tab20").colors
     colour_of = {name: colours[i % len(colours)] for i, name in enumerate(top)}
-    order = np.random.default_rng(0).permutation(len(labels))
-    x, y, lab = np.asarray(xs)[order], np.asarray(ys)[order], labels[order]
+    order = np.random.default_rng(0).permutation(len(shown))
+    x, y, lab = np.asarray(xs)[order], np.asarray(ys)[order], shown[order]
     grey = (0.6, 0.6, 0.6)
     ax.scatter(x, y, s=9, alpha=0.55, linewidths=0, c=[colour_of.get(v, grey) for v in lab])
     handles = [plt.Line2D([], [], marker="o", ls="", color=colour_of[n], label=n) for n in top]
@@ -77,8 +82,15 @@ def scatter_png(xs: Sequence[float], ys: Sequence[float], labels: Sequence[str],
     if others > 0:
         handles.append(plt.Line2D([], [], marker="o", ls="", color=grey, label=f"other (+{others} more)"))
     if handles:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False,
-                  title=f"{len(names)} classes", title_fontsize=9)
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            frameon=False,
+            title=f"{len(names)} classes",
+            title_fontsize=9,
+        )
     pct = [f" ({r * 100:.1f} % of variance)" for r in list(ratios)[:2]] + ["", ""]
     ax.set_xlabel(f"PC1{pct[0]}")
     ax.set_ylabel(f"PC2{pct[1]}")

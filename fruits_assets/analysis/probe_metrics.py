@@ -1,6 +1,6 @@
 """What a linear probe's predictions say about the features: pure NumPy/pandas, no Spark, no Dagster.
 
-The probe (:mod:`fruits_assets.spark_probe`) trains on one set of rows and predicts another;
+The probe (:mod:`fruits_assets.spark.probe`) trains on one set of rows and predicts another;
 this module decides which rows are which (deterministically, from the path and a seed) and turns
 ``(true label, predicted label)`` pairs into the numbers the ``feature_probe`` asset reports.
 Macro-F1 follows scikit-learn's ``f1_score(average="macro")``: the mean over every label that is
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 TRAIN_SPLIT, EVAL_SPLIT = "Training", "Test"
-HOLDOUT_FRACTION = 0.2   # evaluated share when the data has no Test split
+HOLDOUT_FRACTION = 0.2  # evaluated share when the data has no Test split
 WORST_SHOWN = 10
-CONFUSION_CLASSES = 12   # the confusion plot shows the classes most often mistaken for one another
+CONFUSION_CLASSES = 12  # the confusion plot shows the classes most often mistaken for one another
 
 
 def row_hash(path: str, seed: int) -> float:
@@ -31,10 +31,10 @@ def row_hash(path: str, seed: int) -> float:
 class ProbePlan:
     """Which rows train and which are evaluated: ``role`` per path ("train", "eval", "unused")."""
 
-    roles: pd.Series                  # indexed by path
-    classes: list[str]                # every label, sorted: the class index is the position
-    split_rule: str                   # said in metadata
-    has_split: bool                   # Training/Test given (else the seeded holdout)
+    roles: pd.Series  # indexed by path
+    classes: list[str]  # every label, sorted: the class index is the position
+    split_rule: str  # said in metadata
+    has_split: bool  # Training/Test given (else the seeded holdout)
     train_thresholds: dict = field(default_factory=dict)  # label -> largest kept row_hash (capped classes)
 
     def counts(self) -> dict[str, int]:
@@ -47,8 +47,9 @@ def plan_roles(rows: pd.DataFrame, seed: int, max_train_per_class: int = 0) -> P
     class (those with the smallest row hash: deterministic, no shuffle), the rest are unused.
     Every role comes from :func:`role_of`, the rule the Spark tasks apply to the rows they read."""
     labelled = rows["label"].notna()
-    has_split = bool((rows.loc[labelled, "split"] == TRAIN_SPLIT).any() and
-                     (rows.loc[labelled, "split"] == EVAL_SPLIT).any())
+    has_split = bool(
+        (rows.loc[labelled, "split"] == TRAIN_SPLIT).any() and (rows.loc[labelled, "split"] == EVAL_SPLIT).any()
+    )
     paths, labels, splits = rows["path"].tolist(), rows["label"].tolist(), rows["split"].tolist()
     uncapped = [role_of(p, lab, s, seed, has_split, {}) for p, lab, s in zip(paths, labels, splits)]
     thresholds: dict[str, float] = {}
@@ -58,18 +59,26 @@ def plan_roles(rows: pd.DataFrame, seed: int, max_train_per_class: int = 0) -> P
             if role == "train":
                 hashes.setdefault(str(lab), []).append(row_hash(p, seed))
         # A capped class keeps the rows whose hash is at most its threshold (ties included, as in role_of).
-        thresholds = {lab: sorted(h)[max_train_per_class - 1] for lab, h in hashes.items()
-                      if len(h) > max_train_per_class}
+        thresholds = {
+            lab: sorted(h)[max_train_per_class - 1] for lab, h in hashes.items() if len(h) > max_train_per_class
+        }
     roles = [role_of(p, lab, s, seed, has_split, thresholds) for p, lab, s in zip(paths, labels, splits)]
     if has_split:
         rule = f"trained on the {TRAIN_SPLIT} split, evaluated on the {EVAL_SPLIT} split"
     else:
-        rule = (f"no {TRAIN_SPLIT}/{EVAL_SPLIT} pair of splits: seeded {1 - HOLDOUT_FRACTION:.0%}/"
-                f"{HOLDOUT_FRACTION:.0%} split of all rows (seed {seed})")
+        rule = (
+            f"no {TRAIN_SPLIT}/{EVAL_SPLIT} pair of splits: seeded {1 - HOLDOUT_FRACTION:.0%}/"
+            f"{HOLDOUT_FRACTION:.0%} split of all rows (seed {seed})"
+        )
     if thresholds:
         rule += f"; at most {max_train_per_class} training rows per class (seeded choice)"
-    return ProbePlan(pd.Series(roles, index=paths, name="role"),
-                     sorted(rows.loc[labelled, "label"].astype(str).unique()), rule, has_split, thresholds)
+    return ProbePlan(
+        pd.Series(roles, index=paths, name="role"),
+        sorted(rows.loc[labelled, "label"].astype(str).unique()),
+        rule,
+        has_split,
+        thresholds,
+    )
 
 
 def role_of(path: str, label: str | None, split: str | None, seed: int, has_split: bool, thresholds: dict) -> str:
@@ -130,8 +139,15 @@ def evaluate(true, pred, train_counts: dict[str, int]) -> dict:
         if len(wrong):
             values, counts = np.unique(wrong, return_counts=True)
             confused, confused_n = str(values[counts.argmax()]), int(counts.max())
-        per_class.append({"label": label, "rows": int(mask.sum()), "accuracy": float(np.mean(pred[mask] == label)),
-                          "most_confused_with": confused, "confused_rows": confused_n})
+        per_class.append(
+            {
+                "label": label,
+                "rows": int(mask.sum()),
+                "accuracy": float(np.mean(pred[mask] == label)),
+                "most_confused_with": confused,
+                "confused_rows": confused_n,
+            }
+        )
     per_class.sort(key=lambda r: (r["accuracy"], -r["rows"], r["label"]))
     out["per_class"] = per_class
     out["worst_classes"] = per_class[:WORST_SHOWN]
@@ -168,6 +184,8 @@ def above_chance(report: dict) -> tuple[bool, float | None, str]:
     chance = max(report["majority_rate"] or 0.0, report["chance_uniform"] or 0.0)
     threshold = min(1.0, CHANCE_FACTOR * chance)
     passed = accuracy >= threshold
-    why = (f"accuracy {accuracy:.3f} {'>=' if passed else '<'} {CHANCE_FACTOR} x chance {chance:.3f} "
-           f"(the larger of the majority-class rate {report['majority_rate']:.3f} and 1/{classes})")
+    why = (
+        f"accuracy {accuracy:.3f} {'>=' if passed else '<'} {CHANCE_FACTOR} x chance {chance:.3f} "
+        f"(the larger of the majority-class rate {report['majority_rate']:.3f} and 1/{classes})"
+    )
     return passed, threshold, why + ("" if passed else ": the features barely separate the classes")

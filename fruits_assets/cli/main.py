@@ -1,20 +1,19 @@
 """``fruits-assets`` command line: bucket setup and the EMR cluster's lifecycle.
 
-    fruits-assets s3 init
-    fruits-assets emr plan [--json]
-    fruits-assets emr up | status | down
-    fruits-assets emr policy
-    fruits-assets emr notebook [PATH]
+fruits-assets s3 init
+fruits-assets emr plan [--json]
+fruits-assets emr up | status | down
+fruits-assets emr policy
+fruits-assets emr notebook [PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from . import settings
+from .. import settings
 
 
 def _clients(region: str):
@@ -24,25 +23,25 @@ def _clients(region: str):
 
 
 def _cluster_id(args) -> str:
-    value = args.cluster_id or os.environ.get("FRUITS_EMR_CLUSTER_ID")
+    value = args.cluster_id or settings.value("FRUITS_EMR_CLUSTER_ID")
     if not value:
         raise settings.SettingsError("FRUITS_EMR_CLUSTER_ID is not set (or pass --cluster-id)")
     return value
 
 
 def cmd_s3_init(args) -> int:
-    from .emr.bucket import init_bucket
+    from ..emr.bucket import init_bucket
 
     region = settings.aws_region(args.allow_non_eu_region or None)
     bucket = settings.require("FRUITS_S3_BUCKET")
     _, s3 = _clients(region)
-    for line in init_bucket(s3, bucket, region, os.environ.get("FRUITS_EMR_STAGING_PREFIX", "emr_staging")):
+    for line in init_bucket(s3, bucket, region, settings.emr_staging_prefix()):
         print(line)
     return 0
 
 
 def cmd_emr_plan(args) -> int:
-    from .emr.cluster import (
+    from ..emr.cluster import (
         ClusterSpec,
         cost_summary,
         run_job_flow_request,
@@ -56,8 +55,10 @@ def cmd_emr_plan(args) -> int:
     # The plan holds no secret: JupyterHub's password travels through S3, never in the request.
     sec = {"Name": security_configuration_name(spec), "SecurityConfiguration": security_configuration(spec)}
     if not spec.kms_key_arn:
-        print("warning: FRUITS_EMR_KMS_KEY_ARN is not set: the plan shows a placeholder key and `emr up` "
-              "will refuse", file=sys.stderr)
+        print(
+            "warning: FRUITS_EMR_KMS_KEY_ARN is not set: the plan shows a placeholder key and `emr up` will refuse",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps({"SecurityConfiguration": sec, "RunJobFlow": request, "estimated_cost": cost}, indent=2))
         return 0
@@ -65,15 +66,17 @@ def cmd_emr_plan(args) -> int:
     print(json.dumps(sec["SecurityConfiguration"], indent=2))
     print("\nRunJobFlow request:")
     print(json.dumps(request, indent=2))
-    print(f"\nestimated cost (USD/hour, {spec.region}): {cost['at_start']['usd_per_hour']} at start, "
-          f"{cost['at_max_scale']['usd_per_hour']} at {spec.max_units} units with Spot task nodes "
-          f"({cost['at_max_scale_without_spot']['usd_per_hour']} if they were on-demand)")
+    print(
+        f"\nestimated cost (USD/hour, {spec.region}): {cost['at_start']['usd_per_hour']} at start, "
+        f"{cost['at_max_scale']['usd_per_hour']} at {spec.max_units} units with Spot task nodes "
+        f"({cost['at_max_scale_without_spot']['usd_per_hour']} if they were on-demand)"
+    )
     print(cost["at_start"]["price_table"])
     return 0
 
 
 def cmd_emr_up(args) -> int:
-    from .emr.cluster import ClusterSpec, create_cluster
+    from ..emr.cluster import ClusterSpec, create_cluster
 
     spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
     emr, s3 = _clients(spec.region)
@@ -86,27 +89,29 @@ def cmd_emr_up(args) -> int:
 def cmd_emr_notebook(args) -> int:
     from pathlib import Path
 
-    from .emr.cluster import ClusterSpec, push_notebook
+    from ..emr.cluster import ClusterSpec, push_notebook
 
     path = Path(args.path)
     if not path.is_file():
         raise settings.SettingsError(f"no notebook at {path} (run from the repository root, or pass its path)")
     spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
     _, s3 = _clients(spec.region)
-    print(f"{push_notebook(s3, spec, path.read_bytes(), path.name, force=args.force)}: open it in JupyterHub "
-          f"(kernel 'Python 3 (fruits-assets)')")
+    print(
+        f"{push_notebook(s3, spec, path.read_bytes(), path.name, force=args.force)}: open it in JupyterHub "
+        f"(kernel 'Python 3 (fruits-assets)')"
+    )
     return 0
 
 
 def cmd_emr_policy(args) -> int:
-    from .emr.cluster import ClusterSpec, operator_policy
+    from ..emr.cluster import ClusterSpec, operator_policy
 
     print(json.dumps(operator_policy(ClusterSpec.from_env(args.allow_non_eu_region or None)), indent=2))
     return 0
 
 
 def cmd_emr_status(args) -> int:
-    from .emr.cluster import cluster_state
+    from ..emr.cluster import cluster_state
 
     emr, _ = _clients(settings.aws_region(args.allow_non_eu_region or None))
     print(json.dumps(cluster_state(emr, _cluster_id(args)), indent=2, default=str))
@@ -114,7 +119,7 @@ def cmd_emr_status(args) -> int:
 
 
 def cmd_emr_down(args) -> int:
-    from .emr.cluster import terminate_cluster
+    from ..emr.cluster import terminate_cluster
 
     cluster_id = _cluster_id(args)
     emr, _ = _clients(settings.aws_region(args.allow_non_eu_region or None))
@@ -128,13 +133,21 @@ def cmd_gc(args) -> int:
     whose process died as failed; the same clean-up every run starts with."""
     from dagster import DagsterInstance
 
-    from .definitions import build_definitions
-    from .residue import collect
+    from ..definitions import build_definitions
+    from ..defs.io_manager import VersionedIOManager
+    from ..storage.residue import collect
 
-    io = build_definitions().resources["io_manager"]
+    io = (build_definitions().resources or {})["io_manager"]
+    assert isinstance(io, VersionedIOManager)
     with DagsterInstance.get() as instance:
-        collected = collect(io.store, io.staging_uri, instance, max_age_s=args.max_age_hours * 3600,
-                            endpoint_url=io.endpoint_url, region=io.region)
+        collected = collect(
+            io.store,
+            io.staging_uri,
+            instance,
+            max_age_s=args.max_age_hours * 3600,
+            endpoint_url=io.endpoint_url,
+            region=io.region,
+        )
     print(collected.summary())
     for line in collected.versions + collected.staged:
         print(f"  removed {line}")
@@ -142,52 +155,73 @@ def cmd_gc(args) -> int:
 
 
 def cmd_home_init(args) -> int:
-    from .instance_storage import init_home
+    from ..defs.instance import init_home
 
-    home = args.dagster_home or os.environ.get("DAGSTER_HOME")
+    home = args.dagster_home or settings.dagster_home()
     if not home:
-        raise settings.SettingsError("DAGSTER_HOME is not set (export DAGSTER_HOME=$PWD/.dagster_home, "
-                                     "or pass --dagster-home)")
+        raise settings.SettingsError(
+            "DAGSTER_HOME is not set (export DAGSTER_HOME=$PWD/.dagster_home, or pass --dagster-home)"
+        )
     print(f"Dagster instance: {init_home(home)}")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fruits-assets", description="bucket and EMR cluster for fruits-assets")
-    p.add_argument("--allow-non-eu-region", action="store_true",
-                   help="accept a FRUITS_AWS_REGION outside the EU (also FRUITS_ALLOW_NON_EU_REGION=1)")
+    p.add_argument(
+        "--allow-non-eu-region",
+        action="store_true",
+        help="accept a FRUITS_AWS_REGION outside the EU (also FRUITS_ALLOW_NON_EU_REGION=1)",
+    )
     groups = p.add_subparsers(dest="group", required=True)
     s3 = groups.add_parser("s3").add_subparsers(dest="command", required=True)
-    s3.add_parser("init", help="create the bucket: encrypted, private, TLS only, versioned, lifecycle rules"
-                  ).set_defaults(fn=cmd_s3_init)
+    s3.add_parser(
+        "init", help="create the bucket: encrypted, private, TLS only, versioned, lifecycle rules"
+    ).set_defaults(fn=cmd_s3_init)
     home = groups.add_parser("home").add_subparsers(dest="command", required=True)
-    home_init = home.add_parser("init", help="create DAGSTER_HOME with this project's dagster.yaml "
-                                             "(SQLite storage safe for concurrent first runs)")
+    home_init = home.add_parser(
+        "init",
+        help="create DAGSTER_HOME with this project's dagster.yaml (SQLite storage safe for concurrent first runs)",
+    )
     home_init.add_argument("--dagster-home", help="default: $DAGSTER_HOME")
     home_init.set_defaults(fn=cmd_home_init)
     gc = groups.add_parser("gc", help="remove residue of dead runs; mark runs whose process died as failed")
-    gc.add_argument("--max-age-hours", type=float, default=24,
-                    help="runs the instance does not know are taken as dead after this long (default 24)")
+    gc.add_argument(
+        "--max-age-hours",
+        type=float,
+        default=24,
+        help="runs the instance does not know are taken as dead after this long (default 24)",
+    )
     gc.set_defaults(fn=cmd_gc)
     emr = groups.add_parser("emr").add_subparsers(dest="command", required=True)
-    plan = emr.add_parser("plan", help="print the security configuration, the RunJobFlow request and its cost; "
-                                       "calls nothing. Settings: FRUITS_EMR_KMS_KEY_ARN (local-disk/EBS key), "
-                                       "FRUITS_EMR_TLS_CERTS_S3 (s3://.../certs.zip of PEM files: in-transit "
-                                       "TLS), FRUITS_EMR_JUPYTERHUB=1 + FRUITS_EMR_JUPYTERHUB_PASSWORD")
+    plan = emr.add_parser(
+        "plan",
+        help="print the security configuration, the RunJobFlow request and its cost; "
+        "calls nothing. Settings: FRUITS_EMR_KMS_KEY_ARN (local-disk/EBS key), "
+        "FRUITS_EMR_TLS_CERTS_S3 (s3://.../certs.zip of PEM files: in-transit "
+        "TLS), FRUITS_EMR_JUPYTERHUB=1 + FRUITS_EMR_JUPYTERHUB_PASSWORD",
+    )
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(fn=cmd_emr_plan)
-    up = emr.add_parser("up", help="create the security configuration and the cluster, wait until WAITING, "
-                                   "print its id (needs FRUITS_EMR_KMS_KEY_ARN)")
+    up = emr.add_parser(
+        "up",
+        help="create the security configuration and the cluster, wait until WAITING, "
+        "print its id (needs FRUITS_EMR_KMS_KEY_ARN)",
+    )
     up.add_argument("--no-wait", action="store_true")
     up.add_argument("--poll-seconds", type=float, default=30)
     up.set_defaults(fn=cmd_emr_up)
-    notebook = emr.add_parser("notebook", help="copy a notebook to the bucket's JupyterHub folder (jupyter/jovyan/),"
-                                               " where the cluster's hub lists it")
+    notebook = emr.add_parser(
+        "notebook",
+        help="copy a notebook to the bucket's JupyterHub folder (jupyter/jovyan/), where the cluster's hub lists it",
+    )
     notebook.add_argument("path", nargs="?", default="notebooks/explore.ipynb")
     notebook.add_argument("--force", action="store_true", help="replace a copy already in the bucket")
     notebook.set_defaults(fn=cmd_emr_notebook)
-    emr.add_parser("policy", help="print the operator's IAM policy (bucket, region, tagged clusters, roles)",
-                   ).set_defaults(fn=cmd_emr_policy)
+    emr.add_parser(
+        "policy",
+        help="print the operator's IAM policy (bucket, region, tagged clusters, roles)",
+    ).set_defaults(fn=cmd_emr_policy)
     for name, fn in (("status", cmd_emr_status), ("down", cmd_emr_down)):
         sub = emr.add_parser(name)
         sub.add_argument("--cluster-id")

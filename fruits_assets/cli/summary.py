@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from dagster import AssetKey, DagsterInstance
 
-ASSETS = ("raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca", "feature_probe")
+from .. import settings
+from ..names import ASSETS
 
 
 def latest_metadata(instance: DagsterInstance, asset: str) -> dict:
@@ -42,21 +42,25 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
 
 
 def main() -> int:
-    if not os.environ.get("DAGSTER_HOME"):
+    if not settings.dagster_home():
         from dotenv import load_dotenv
 
         load_dotenv(".env")  # what `make demo` wrote, as the dagster CLI does
-    if not os.environ.get("DAGSTER_HOME"):
-        print("error: DAGSTER_HOME is not set: run `make demo` first, or export DAGSTER_HOME=$PWD/.dagster_home",
-              file=sys.stderr)
+    if not settings.dagster_home():
+        print(
+            "error: DAGSTER_HOME is not set: run `make demo` first, or export DAGSTER_HOME=$PWD/.dagster_home",
+            file=sys.stderr,
+        )
         return 2
     with DagsterInstance.get() as instance:
         lines = summary_lines(instance)
     print("\n".join(["== fruits-assets summary =="] + lines))
     if lines and lines[0].startswith("not materialized"):
         return 1
-    print("look at it: `make ui`, then open http://127.0.0.1:3000 (Lineage: click an asset for its plots and "
-          "tables); `make notebook` for notebooks/explore.ipynb; or `from fruits_assets.catalog import load`")
+    print(
+        "look at it: `make ui`, then open http://127.0.0.1:3000 (Lineage: click an asset for its plots and "
+        "tables); `make notebook` for notebooks/explore.ipynb; or `from fruits_assets.storage.catalog import load`"
+    )
     return 0
 
 

@@ -19,18 +19,24 @@ from dagster import (
     sensor,
 )
 
-from . import settings
-from .inventory import listing_digest
+from .. import settings
+from ..images.inventory import listing_digest
 from .resources import ImageStore
 
-refresh_job = define_asset_job("refresh_all_assets", selection=AssetSelection.all(),
-                               description="raw_images and everything downstream (incremental)")
+refresh_job = define_asset_job(
+    "refresh_all_assets",
+    selection=AssetSelection.all(),
+    description="raw_images and everything downstream (incremental)",
+)
 
 
-@sensor(job=refresh_job, minimum_interval_seconds=settings.sensor_interval_s(),
-        default_status=DefaultSensorStatus.STOPPED,
-        description="Requests a run of every asset when images are added, changed or removed "
-                    "(listing only; see README, 'Incremental runs')")
+@sensor(
+    job=refresh_job,
+    minimum_interval_seconds=settings.sensor_interval_s(),
+    default_status=DefaultSensorStatus.STOPPED,
+    description="Requests a run of every asset when images are added, changed or removed "
+    "(listing only; see README, 'Incremental runs')",
+)
 def new_images_sensor(context: SensorEvaluationContext, images: ImageStore):
     try:
         listing = images.scan()

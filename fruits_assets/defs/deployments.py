@@ -1,22 +1,60 @@
-"""Resources of the ``emr`` deployment: same assets, Spark steps shipped to EMR, data in S3."""
+"""Resources by deployment (FRUITS_DEPLOYMENT): the same assets, local Spark and a data folder, or
+Spark steps shipped to EMR with data in S3."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from functools import cache
 from pathlib import Path
 
-from dagster_aws.emr import emr_pyspark_step_launcher
-from dagster_aws.s3 import S3Resource
+from dagster import ResourceDefinition
 
 from .. import settings
-from ..io_manager import VersionedIOManager
-from ..resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
+from .io_manager import VersionedIOManager
+from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+LOG4J2_PROPERTIES = (PACKAGE_DIR / "spark" / "log4j2.properties").as_uri()
+
+
+def local_spark_config() -> dict[str, str]:
+    return {
+        "spark.master": settings.spark_master(),
+        "spark.app.name": "fruits-assets",
+        "spark.driver.memory": settings.spark_driver_memory(),
+        "spark.sql.shuffle.partitions": "8",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        # Local runs are short and share few cores with the Python workers: C1-only JIT compiles
+        # far less and measured faster end to end (docs/performance.md). EMR keeps C2.
+        "spark.driver.extraJavaOptions": settings.spark_driver_java_options()
+        + f" -Dlog4j2.configurationFile={LOG4J2_PROPERTIES}",
+    }
+
+
+def local_resources(
+    data_root: str | None = None, images_dir: str | None = None, spark_config: dict | None = None
+) -> dict:
+    """Embedded default: local Spark, outputs under FRUITS_DATA_ROOT, images in FRUITS_IMAGES_DIR."""
+    spark = FruitsSpark(spark_config=spark_config or local_spark_config())
+    root = data_root or settings.data_root()
+    staging = os.path.join(root, "_staging")
+    return {
+        "pyspark": spark,
+        "pyspark_step_launcher": ResourceDefinition.none_resource(description="local: steps run in-process"),
+        "images": ImageStore(uri=images_dir or settings.images_dir()),
+        "staging": StagingArea(uri=staging),
+        "io_manager": VersionedIOManager(root=root, staging_uri=staging),
+        "published": PublishedOutputs(root=root),
+    }
+
 
 # Spark settings for steps on the cluster (master and Python come from spark-submit and the
-# cluster's spark-env; see cluster.py).
+# cluster's spark-env; see emr/cluster.py).
 EMR_SPARK_CONFIG = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.maxRecordsPerBatch": "256",
@@ -24,44 +62,49 @@ EMR_SPARK_CONFIG = {
 }
 
 
+@cache
 def job_package_dir() -> str:
     """A folder holding only the ``fruits_assets`` package, for the launcher to zip and ship.
 
     The launcher zips the whole folder it is given; the repository root would drag .venv and
-    data/ along. On the cluster the package runs from that zip and nothing is staged.
+    data/ along. On the cluster the package runs from that zip and nothing is staged. Made once
+    per process, and only by the emr deployment.
     """
     if not PACKAGE_DIR.is_dir():
         return str(PACKAGE_DIR.parent)
     staged = Path(tempfile.mkdtemp(prefix="fruits-job-package-"))
-    shutil.copytree(PACKAGE_DIR, staged / PACKAGE_DIR.name,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(PACKAGE_DIR, staged / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return str(staged)
 
 
 def emr_resources() -> dict:
     """Resources for FRUITS_DEPLOYMENT=emr; a missing setting is a one-line error naming it."""
+    from dagster_aws.emr import emr_pyspark_step_launcher
+
     s = settings.EmrSettings.from_env()
     endpoint = settings.s3_endpoint_url()
     spark = FruitsSpark(spark_config=EMR_SPARK_CONFIG)
+    staging = f"s3://{s.bucket}/{s.staging_prefix}/outputs"
     return {
         "pyspark": spark,
-        "pyspark_step_launcher": emr_pyspark_step_launcher.configured({
-            "cluster_id": s.cluster_id,
-            "region_name": s.region,
-            "staging_bucket": s.bucket,
-            "staging_prefix": s.staging_prefix,
-            "local_job_package_path": job_package_dir(),
-            "deploy_local_job_package": True,
-            "action_on_failure": "CONTINUE",  # one failed step must not cancel the cluster's others
-            "wait_for_logs": True,
-            "spark_config": {"spark": {"sql": {"execution": {"arrow": {"maxRecordsPerBatch": 256}}}}},
-        }),
+        "pyspark_step_launcher": emr_pyspark_step_launcher.configured(
+            {
+                "cluster_id": s.cluster_id,
+                "region_name": s.region,
+                "staging_bucket": s.bucket,
+                "staging_prefix": s.staging_prefix,
+                "local_job_package_path": job_package_dir(),
+                "deploy_local_job_package": True,
+                "action_on_failure": "CONTINUE",  # one failed step must not cancel the cluster's others
+                "wait_for_logs": True,
+                "spark_config": {"spark": {"sql": {"execution": {"arrow": {"maxRecordsPerBatch": 256}}}}},
+            }
+        ),
         "images": ImageStore(uri=s.raw_uri, endpoint_url=endpoint, region=s.region, source_dir=s.images_dir),
         # Under the staging prefix: `fruits-assets s3 init`'s lifecycle rule expires leftovers.
-        "staging": StagingArea(uri=f"s3://{s.bucket}/{s.staging_prefix}/outputs", endpoint_url=endpoint,
-                               region=s.region),
-        "io_manager": VersionedIOManager(root=s.assets_uri, pyspark=spark, endpoint_url=endpoint, region=s.region,
-                                         staging_uri=f"s3://{s.bucket}/{s.staging_prefix}/outputs"),
+        "staging": StagingArea(uri=staging, endpoint_url=endpoint, region=s.region),
+        "io_manager": VersionedIOManager(
+            root=s.assets_uri, endpoint_url=endpoint, region=s.region, staging_uri=staging
+        ),
         "published": PublishedOutputs(root=s.assets_uri, endpoint_url=endpoint, region=s.region),
-        "s3": S3Resource(region_name=s.region, endpoint_url=endpoint),
     }

@@ -18,7 +18,7 @@ INSTANCE_YAML = """\
 # Written by `fruits-assets home init` (make demo / ui / test). Edit freely; it is not overwritten.
 storage:
   custom:
-    module: fruits_assets.instance_storage
+    module: fruits_assets.defs.instance
     class: SerializedSqliteStorage
     config:
       base_dir:
@@ -26,6 +26,9 @@ storage:
 telemetry:
   enabled: false
 """
+
+
+OLD_MODULE = "fruits_assets.instance_storage"
 
 
 class SerializedSqliteStorage(DagsterSqliteStorage):
@@ -49,4 +52,7 @@ def init_home(home: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or not path.read_text().strip():
         path.write_text(INSTANCE_YAML)
+    elif OLD_MODULE in (text := path.read_text()):
+        # Written before the package was laid out by concern: the storage class moved here.
+        path.write_text(text.replace(OLD_MODULE, "fruits_assets.defs.instance"))
     return path

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
+
+from ..storage.fs import Location
+from ..storage.parts import list_parts
 
 PREVIEW_ROWS = 10
 
@@ -23,16 +27,20 @@ def _cell(value):
 def table(frame: pd.DataFrame, types: dict[str, str], limit: int | None = None) -> MetadataValue:
     """``frame``'s columns named in ``types`` (name -> "string" | "int" | "float"), at most ``limit`` rows."""
     shown = frame if limit is None else frame.head(limit)
-    records = [TableRecord({c: _cell(v) for c, v in zip(types, row)})
-               for row in shown[list(types)].itertuples(index=False, name=None)]
-    return MetadataValue.table(records=records,
-                               schema=TableSchema(columns=[TableColumn(c, t) for c, t in types.items()]))
+    records = [
+        TableRecord({c: _cell(v) for c, v in zip(types, row)})
+        for row in shown[list(types)].itertuples(index=False, name=None)
+    ]
+    return MetadataValue.table(
+        records=records, schema=TableSchema(columns=[TableColumn(c, t) for c, t in types.items()])
+    )
 
 
 def per_class(inventory: pd.DataFrame) -> MetadataValue:
     """One row per class: Training, Test, total; the first row holds the totals."""
-    labelled = inventory.assign(label=inventory["label"].fillna("(not in <split>/<label>/)"),
-                                split=inventory["split"].fillna("(none)"))
+    labelled = inventory.assign(
+        label=inventory["label"].fillna("(not in <split>/<label>/)"), split=inventory["split"].fillna("(none)")
+    )
     counts = labelled.groupby(["label", "split"]).size().unstack("split", fill_value=0)
     for split in ("Training", "Test"):
         if split not in counts.columns:
@@ -40,9 +48,17 @@ def per_class(inventory: pd.DataFrame) -> MetadataValue:
     counts["other"] = counts.drop(columns=["Training", "Test"]).sum(axis=1)
     counts["total"] = counts[["Training", "Test", "other"]].sum(axis=1)
     counts = counts.reset_index().sort_values("label", key=lambda s: s.str.lower(), ignore_index=True)
-    totals = pd.DataFrame([{"label": f"ALL ({len(counts)} classes)", "Training": counts["Training"].sum(),
-                            "Test": counts["Test"].sum(), "other": counts["other"].sum(),
-                            "total": counts["total"].sum()}])
+    totals = pd.DataFrame(
+        [
+            {
+                "label": f"ALL ({len(counts)} classes)",
+                "Training": counts["Training"].sum(),
+                "Test": counts["Test"].sum(),
+                "other": counts["other"].sum(),
+                "total": counts["total"].sum(),
+            }
+        ]
+    )
     frame = pd.concat([totals, counts], ignore_index=True)
     types = {"label": "string", "Training": "int", "Test": "int", "total": "int"}
     if frame["other"].sum():
@@ -56,16 +72,10 @@ def abbreviate(vector, shown: int = 4) -> str:
     return f"[{head}, … ({len(values)} values)]" if len(values) > shown else f"[{head}]"
 
 
-def preview_parts(uri: str, location, vector: str, rows: int = PREVIEW_ROWS) -> MetadataValue:
+def preview_parts(uri: str, location: Location, vector: str, rows: int = PREVIEW_ROWS) -> MetadataValue:
     """The first rows of a folder of parquet parts (path, label, split, abbreviated vector)."""
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
-
-    from .featurize import is_data_part
-
-    fs, path = location.filesystem(uri)
-    parts = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
-                   if i.type == pafs.FileType.File and is_data_part(i.base_name))
+    fs, _ = location.filesystem(uri)
+    parts = list_parts(uri, location)
     frames = []
     for part in parts:
         with fs.open_input_file(part) as fh:
@@ -74,30 +84,31 @@ def preview_parts(uri: str, location, vector: str, rows: int = PREVIEW_ROWS) -> 
                 frames.append(next(pf.iter_batches(batch_size=rows)).to_pandas())
         if sum(len(f) for f in frames) >= rows:
             break
-    head = (pd.concat(frames, ignore_index=True) if frames else
-            pd.DataFrame(columns=["path", "label", "split", vector])).head(rows)
+    head = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["path", "label", "split", vector])
+    ).head(rows)
     head[vector] = head[vector].map(abbreviate)
     return table(head, {"path": "string", "label": "string", "split": "string", vector: "string"})
 
 
-def sample_points(uri: str, location, limit: int) -> pd.DataFrame:
+def sample_points(uri: str, location: Location, limit: int) -> pd.DataFrame:
     """x = PC1, y = PC2, label of the first ``limit`` rows spread over the parts (for the scatter
     of a projection carried over from the previous version)."""
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
-
-    from .featurize import is_data_part
-
-    fs, path = location.filesystem(uri)
-    parts = sorted(i.path for i in fs.get_file_info(pafs.FileSelector(path))
-                   if i.type == pafs.FileType.File and is_data_part(i.base_name))
+    fs, _ = location.filesystem(uri)
+    parts = list_parts(uri, location)
     per_part, frames = max(1, limit // max(1, len(parts))), []
     for part in parts:
         with fs.open_input_file(part) as fh:
             pf = pq.ParquetFile(fh)
             if pf.metadata.num_rows:
                 batch = next(pf.iter_batches(batch_size=per_part, columns=["label", "pca"])).to_pandas()
-                frames.append(pd.DataFrame({"x": [v[0] for v in batch["pca"]],
-                                            "y": [v[1] if len(v) > 1 else v[0] for v in batch["pca"]],
-                                            "label": batch["label"]}))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "x": [v[0] for v in batch["pca"]],
+                            "y": [v[1] if len(v) > 1 else v[0] for v in batch["pca"]],
+                            "label": batch["label"],
+                        }
+                    )
+                )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["x", "y", "label"])

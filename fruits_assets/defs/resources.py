@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from typing import Optional
 
 import pandas as pd
 from dagster import ConfigurableResource
 from dagster_pyspark import LazyPySparkResource
 
-from .storage import filesystem, is_s3, join
+from .. import settings
+from ..analysis.pca import PcaModel
+from ..errors import expected_error
+from ..images.inventory import Scan, scan
+from ..images.s3_sync import SyncReport, sync_images
+from ..storage.artifacts import FeatureModelArtifact
+from ..storage.codecs import FEATURE_MODEL, PCA, read_table
+from ..storage.fs import Location, filesystem, is_s3, join
+from ..storage.versions import VersionedStore
 
 
 class FruitsSpark(LazyPySparkResource):
@@ -29,28 +38,25 @@ class FruitsSpark(LazyPySparkResource):
         if master and master.startswith("local"):
             # One machine: bind to loopback, and Spark no longer warns that the hostname does.
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        if master is not None or not os.environ.get("SPARK_HOME"):  # EMR's spark-submit brings its own
-            from .settings import SettingsError, expected_error, java_executable
-
+        if master is not None or not settings.spark_home():  # EMR's spark-submit brings its own
             try:
-                java_executable()
-            except SettingsError as exc:
+                settings.java_executable()
+            except settings.SettingsError as exc:
                 raise expected_error(exc) from None
         try:
             super()._init_session()
-            from .settings import spark_log_level
-
             # Spark's own WARNs (native-hadoop, hostname, "Broadcasting large task binary") look
             # like failures in a demo; FRUITS_SPARK_LOG_LEVEL=WARN brings them back.
-            self._spark_session.sparkContext.setLogLevel(spark_log_level())
+            self.spark_session.sparkContext.setLogLevel(settings.spark_log_level())
         except Exception as exc:
             if "JAVA_GATEWAY_EXITED" not in str(exc) and "Java gateway process exited" not in str(exc):
                 raise
-            from .settings import SettingsError, expected_error
-
-            raise expected_error(SettingsError(
-                f"Spark did not start (master {master or 'from spark-submit'}): check FRUITS_SPARK_MASTER and "
-                "that Java 17+ runs (`java -version`); the JVM's own message is printed above")) from None
+            raise expected_error(
+                settings.SettingsError(
+                    f"Spark did not start (master {master or 'from spark-submit'}): check FRUITS_SPARK_MASTER and "
+                    "that Java 17+ runs (`java -version`); the JVM's own message is printed above"
+                )
+            ) from None
 
 
 class ImageStore(ConfigurableResource):
@@ -66,33 +72,24 @@ class ImageStore(ConfigurableResource):
 
         return boto3.client("s3", region_name=self.region, endpoint_url=self.endpoint_url)
 
-    def sync_from_source(self):
-        """Upload ``source_dir`` to the S3 store; returns a :class:`~fruits_assets.s3_sync.SyncReport`."""
-        from .s3_sync import sync_images
-
-        bucket, _, prefix = self.uri[len("s3://"):].partition("/")
+    def sync_from_source(self) -> SyncReport:
+        """Upload ``source_dir`` to the S3 store."""
+        assert self.source_dir is not None
+        bucket, _, prefix = self.uri[len("s3://") :].partition("/")
         return sync_images(self.s3_client(), self.source_dir, bucket, prefix)
 
-    def location(self):
+    def location(self) -> Location:
         """How Spark tasks reach the images (endpoint and region passed to them explicitly)."""
-        from .featurize import Location
-
         return Location(self.endpoint_url, self.region)
 
     def spark_root(self) -> str:
         """The root: an absolute local folder or the s3:// URI."""
         return self.uri if is_s3(self.uri) else os.path.abspath(self.uri)
 
-    def scan(self):
+    def scan(self) -> Scan:
         """Every file under the store: images (path, label, split, bytes) and what was skipped, with
-        the reason (:mod:`fruits_assets.inventory`)."""
-        from .inventory import scan
-
+        the reason (:mod:`fruits_assets.images.inventory`)."""
         return scan(self.uri, self.endpoint_url, self.region)
-
-    def inventory(self) -> pd.DataFrame:
-        """Every image file: path (`file:/abs/...` or `s3://bucket/key`), label, split, bytes."""
-        return self.scan().images
 
 
 class StagingArea(ConfigurableResource):
@@ -106,15 +103,11 @@ class StagingArea(ConfigurableResource):
 
     def new_dir(self, name: str, run_id: str) -> str:
         """A fresh folder URI for one output of one run (nothing is created yet)."""
-        import uuid
-
-        # The whole run id: `fruits_assets.residue` finds the folders of dead runs by it.
+        # The whole run id: `fruits_assets.storage.residue` finds the folders of dead runs by it.
         return join(self.uri, f"{name}-{run_id}-{uuid.uuid4().hex[:6]}")
 
-    def location(self):
+    def location(self) -> Location:
         """How Spark tasks reach the staging area (endpoint and region passed explicitly)."""
-        from .featurize import Location
-
         return Location(self.endpoint_url, self.region)
 
     def discard(self, uri: str) -> None:
@@ -134,27 +127,22 @@ class PublishedOutputs(ConfigurableResource):
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
 
-    def store(self):
-        from .storage import VersionedStore
-
+    def store(self) -> VersionedStore:
         return VersionedStore(self.root, self.endpoint_url, self.region)
 
-    def feature_model(self):
-        """The published feature model (FeatureModelArtifact) with its version, or (None, None)."""
-        import json
+    def location(self) -> Location:
+        return Location(self.endpoint_url, self.region)
 
-        from .artifacts import FeatureModelArtifact
-
+    def feature_model(self) -> tuple[FeatureModelArtifact | None, str | None]:
+        """The published feature model with its version, or (None, None)."""
         store = self.store()
         current = store.current("feature_model")
         if current is None:
             return None, None
         try:
-            provenance = json.loads(store.read_bytes(join(current.uri, "provenance.json")))
-            model = store.read_bytes(join(current.uri, "model.tflite"))
+            return FEATURE_MODEL.read(store, current.uri), current.version
         except OSError:
             return None, None
-        return FeatureModelArtifact(model, provenance), current.version
 
     def current_uri(self, asset: str) -> Optional[str]:
         current = self.store().current(asset)
@@ -162,23 +150,15 @@ class PublishedOutputs(ConfigurableResource):
 
     def read_table(self, asset: str) -> Optional[pd.DataFrame]:
         """The published pandas table of ``asset`` (small tables only: rejects), or None."""
-        import pyarrow.dataset as ds
-
         uri = self.current_uri(asset)
-        if uri is None:
-            return None
-        fs, path = filesystem(uri, self.endpoint_url, self.region)
-        return ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
+        return None if uri is None else read_table(self.store(), uri)
 
-    def pca_model(self):
-        """The published PCA model (pca_math.PcaModel), or None."""
-        from .pca_math import load_npz
-
+    def pca_model(self) -> PcaModel | None:
+        """The published PCA model, or None."""
         uri = self.current_uri("pca_model")
         if uri is None:
             return None
-        store = self.store()
         try:
-            return load_npz(store.read_bytes(join(uri, "pca.npz")), store.read_bytes(join(uri, "pca.json")))
+            return PCA.read(self.store(), uri)
         except (OSError, KeyError):
             return None  # an older format: refit

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -31,14 +30,6 @@ JUPYTERHUB_ADMIN = "jovyan"
 JUPYTERHUB_SECRET_KEY = "emr/secrets/jupyterhub-admin"
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        raise settings.SettingsError(f"{name}={raw!r} is not an integer") from None
-
-
 @dataclass(frozen=True)
 class ClusterSpec:
     """What the cluster looks like; every field has an env var (README, "Run on AWS EMR")."""
@@ -58,8 +49,9 @@ class ClusterSpec:
     service_role: str = "EMR_DefaultRole"
     instance_profile: str = "EMR_EC2_DefaultRole"
     arrow_batch_rows: int = 256
-    tags: dict[str, str] = field(default_factory=lambda: {PROJECT_TAG[0]: PROJECT_TAG[1],
-                                                          "managed-by": "fruits-assets-cli"})
+    tags: dict[str, str] = field(
+        default_factory=lambda: {PROJECT_TAG[0]: PROJECT_TAG[1], "managed-by": "fruits-assets-cli"}
+    )
     kms_key_arn: str | None = None  # local-disk + EBS encryption key; None: plan only
     tls_certs_s3: str | None = None  # PEM zip; set: in-transit encryption on
     jupyterhub: bool = False  # JupyterHub + Livy: an admin web login, so off unless asked for
@@ -72,14 +64,14 @@ class ClusterSpec:
         spec = cls(
             bucket=settings.require("FRUITS_S3_BUCKET"),
             region=region,
-            release=os.environ.get("FRUITS_EMR_RELEASE", RELEASE),
-            core_units=_int_env("FRUITS_EMR_CORE_UNITS", 2),
-            task_spot_units=_int_env("FRUITS_EMR_TASK_SPOT_UNITS", 2),
-            min_units=_int_env("FRUITS_EMR_MIN_UNITS", 2),
-            max_units=_int_env("FRUITS_EMR_MAX_UNITS", 20),
-            idle_timeout_s=_int_env("FRUITS_EMR_IDLE_TIMEOUT_S", 3600),
-            subnet_ids=tuple(s for s in os.environ.get("FRUITS_EMR_SUBNET_IDS", "").split(",") if s),
-            key_name=os.environ.get("FRUITS_EMR_KEY_NAME") or None,
+            release=settings.value("FRUITS_EMR_RELEASE", RELEASE) or RELEASE,
+            core_units=settings.integer("FRUITS_EMR_CORE_UNITS", 2),
+            task_spot_units=settings.integer("FRUITS_EMR_TASK_SPOT_UNITS", 2),
+            min_units=settings.integer("FRUITS_EMR_MIN_UNITS", 2),
+            max_units=settings.integer("FRUITS_EMR_MAX_UNITS", 20),
+            idle_timeout_s=settings.integer("FRUITS_EMR_IDLE_TIMEOUT_S", 3600),
+            subnet_ids=tuple(s for s in (settings.value("FRUITS_EMR_SUBNET_IDS") or "").split(",") if s),
+            key_name=settings.value("FRUITS_EMR_KEY_NAME"),
             kms_key_arn=settings.emr_kms_key_arn(region),
             tls_certs_s3=settings.emr_tls_certs_s3(),
             jupyterhub=jupyterhub,
@@ -128,11 +120,16 @@ def security_configuration(spec: ClusterSpec) -> dict:
         },
     }
     if spec.tls_certs_s3:
-        encryption["InTransitEncryptionConfiguration"] = {"TLSCertificateConfiguration": {
-            "CertificateProviderType": "PEM", "S3Object": spec.tls_certs_s3}}
-    return {"EncryptionConfiguration": encryption,
-            "InstanceMetadataServiceConfiguration": {"MinimumInstanceMetadataServiceVersion": 2,
-                                                     "HttpPutResponseHopLimit": 2}}
+        encryption["InTransitEncryptionConfiguration"] = {
+            "TLSCertificateConfiguration": {"CertificateProviderType": "PEM", "S3Object": spec.tls_certs_s3}
+        }
+    return {
+        "EncryptionConfiguration": encryption,
+        "InstanceMetadataServiceConfiguration": {
+            "MinimumInstanceMetadataServiceVersion": 2,
+            "HttpPutResponseHopLimit": 2,
+        },
+    }
 
 
 def security_configuration_name(spec: ClusterSpec) -> str:
@@ -149,12 +146,17 @@ def jupyterhub_password_step(spec: ClusterSpec) -> dict:
     only) and this step pipes it to chpasswd, then deletes that object version for good. A
     cluster whose password could not be set is terminated rather than left on the default."""
     b, k = spec.bucket, JUPYTERHUB_SECRET_KEY
-    script = ("set -euo pipefail; "
-              f"v=$(aws s3api head-object --bucket {b} --key {k} --query \"VersionId || 'null'\" --output text); "
-              f"aws s3 cp s3://{b}/{k} - | sudo docker exec -i jupyterhub chpasswd; "
-              f"aws s3api delete-object --bucket {b} --key {k} --version-id \"$v\"")
-    return {"Name": "jupyterhub-admin-password", "ActionOnFailure": "TERMINATE_CLUSTER",
-            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]}}
+    script = (
+        "set -euo pipefail; "
+        f"v=$(aws s3api head-object --bucket {b} --key {k} --query \"VersionId || 'null'\" --output text); "
+        f"aws s3 cp s3://{b}/{k} - | sudo docker exec -i jupyterhub chpasswd; "
+        f'aws s3api delete-object --bucket {b} --key {k} --version-id "$v"'
+    )
+    return {
+        "Name": "jupyterhub-admin-password",
+        "ActionOnFailure": "TERMINATE_CLUSTER",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+    }
 
 
 def jupyterhub_kernel_step(spec: ClusterSpec) -> dict:
@@ -163,23 +165,31 @@ def jupyterhub_kernel_step(spec: ClusterSpec) -> dict:
     kernel's environment, so notebooks/explore.ipynb runs there unchanged. A failure leaves the
     cluster up (its Spark steps do not need the hub)."""
     b = spec.bucket
-    env = {"PYTHONPATH": f"/opt/{PROJECT_ZIP}", "FRUITS_DEPLOYMENT": "emr", "FRUITS_S3_BUCKET": b,
-           "FRUITS_AWS_REGION": spec.region}
+    env = {
+        "PYTHONPATH": f"/opt/{PROJECT_ZIP}",
+        "FRUITS_DEPLOYMENT": "emr",
+        "FRUITS_S3_BUCKET": b,
+        "FRUITS_AWS_REGION": spec.region,
+    }
     if spec.region not in settings.EU_REGIONS:
         env["FRUITS_ALLOW_NON_EU_REGION"] = "1"
     packages = " ".join(f"'{p}'" for p in NOTEBOOK_PACKAGES)
-    script = ("set -euo pipefail; "
-              f"aws s3 cp s3://{b}/{BOOTSTRAP_PREFIX}/{PROJECT_ZIP} /tmp/{PROJECT_ZIP}; "
-              f"sudo docker cp /tmp/{PROJECT_ZIP} jupyterhub:/opt/{PROJECT_ZIP}; "
-              # the package needs Python >= 3.10: fail this step with that reason, not later in a notebook
-              "sudo docker exec jupyterhub python3 -c 'import sys; assert sys.version_info >= (3, 10), "
-              "\"the hub container has Python %s; fruits_assets needs >= 3.10\" % sys.version'; "
-              f"sudo docker exec jupyterhub python3 -m pip install --quiet {packages}; "
-              "sudo docker exec jupyterhub python3 -m ipykernel install --name fruits-assets "
-              "--display-name 'Python 3 (fruits-assets)' "
-              + " ".join(f"--env {k} {v}" for k, v in env.items()))
-    return {"Name": "jupyterhub-project-kernel", "ActionOnFailure": "CONTINUE",
-            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]}}
+    script = (
+        "set -euo pipefail; "
+        f"aws s3 cp s3://{b}/{BOOTSTRAP_PREFIX}/{PROJECT_ZIP} /tmp/{PROJECT_ZIP}; "
+        f"sudo docker cp /tmp/{PROJECT_ZIP} jupyterhub:/opt/{PROJECT_ZIP}; "
+        # the package needs Python >= 3.10: fail this step with that reason, not later in a notebook
+        "sudo docker exec jupyterhub python3 -c 'import sys; assert sys.version_info >= (3, 10), "
+        '"the hub container has Python %s; fruits_assets needs >= 3.10" % sys.version\'; '
+        f"sudo docker exec jupyterhub python3 -m pip install --quiet {packages}; "
+        "sudo docker exec jupyterhub python3 -m ipykernel install --name fruits-assets "
+        "--display-name 'Python 3 (fruits-assets)' " + " ".join(f"--env {k} {v}" for k, v in env.items())
+    )
+    return {
+        "Name": "jupyterhub-project-kernel",
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+    }
 
 
 def project_zip() -> bytes:
@@ -197,8 +207,14 @@ def project_zip() -> bytes:
     return buf.getvalue()
 
 
-def push_notebook(s3_client, spec: ClusterSpec, notebook: bytes, name: str = "explore.ipynb",
-                  user: str = JUPYTERHUB_ADMIN, force: bool = False) -> str:
+def push_notebook(
+    s3_client,
+    spec: ClusterSpec,
+    notebook: bytes,
+    name: str = "explore.ipynb",
+    user: str = JUPYTERHUB_ADMIN,
+    force: bool = False,
+) -> str:
     """Put a notebook where the hub's S3 persistence (jupyter-s3-conf) lists ``user``'s notebooks;
     a copy already there (maybe edited in the hub) is replaced only with ``force``."""
     key = f"{JUPYTER_PREFIX}/{user}/{name}"
@@ -209,23 +225,32 @@ def push_notebook(s3_client, spec: ClusterSpec, notebook: bytes, name: str = "ex
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
                 raise
         else:
-            raise settings.SettingsError(f"s3://{spec.bucket}/{key} exists (maybe edited in JupyterHub): "
-                                         "pass --force to replace it (the bucket keeps the old version)")
+            raise settings.SettingsError(
+                f"s3://{spec.bucket}/{key} exists (maybe edited in JupyterHub): "
+                "pass --force to replace it (the bucket keeps the old version)"
+            )
     s3_client.put_object(Bucket=spec.bucket, Key=key, Body=notebook, ServerSideEncryption="AES256")
     return f"s3://{spec.bucket}/{key}"
 
 
-def _fleet(name: str, kind: str, types: tuple[str, ...], on_demand: int = 0, spot: int = 0,
-           spot_timeout_min: int = 10) -> dict:
+def _fleet(
+    name: str, kind: str, types: tuple[str, ...], on_demand: int = 0, spot: int = 0, spot_timeout_min: int = 10
+) -> dict:
     fleet: dict[str, Any] = {
-        "Name": name, "InstanceFleetType": kind,
-        "TargetOnDemandCapacity": on_demand, "TargetSpotCapacity": spot,
+        "Name": name,
+        "InstanceFleetType": kind,
+        "TargetOnDemandCapacity": on_demand,
+        "TargetSpotCapacity": spot,
         "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1} for t in types],
     }
     if spot:
-        fleet["LaunchSpecifications"] = {"SpotSpecification": {
-            "TimeoutDurationMinutes": spot_timeout_min, "TimeoutAction": "SWITCH_TO_ON_DEMAND",
-            "AllocationStrategy": "capacity-optimized"}}
+        fleet["LaunchSpecifications"] = {
+            "SpotSpecification": {
+                "TimeoutDurationMinutes": spot_timeout_min,
+                "TimeoutAction": "SWITCH_TO_ON_DEMAND",
+                "AllocationStrategy": "capacity-optimized",
+            }
+        }
     return fleet
 
 
@@ -236,8 +261,7 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
             _fleet("master", "MASTER", ON_DEMAND_TYPES, on_demand=1),
             _fleet("core", "CORE", ON_DEMAND_TYPES, on_demand=spec.core_units),
             # Spot only where losing a node costs a retried task, never HDFS blocks or the driver.
-            _fleet("task-spot", "TASK", SPOT_TYPES, spot=spec.task_spot_units,
-                   spot_timeout_min=spec.spot_timeout_min),
+            _fleet("task-spot", "TASK", SPOT_TYPES, spot=spec.task_spot_units, spot_timeout_min=spec.spot_timeout_min),
         ],
         "KeepJobFlowAliveWhenNoSteps": True,
         "TerminationProtected": False,
@@ -246,8 +270,13 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
         instances["Ec2SubnetIds"] = list(spec.subnet_ids)
     if spec.key_name:
         instances["Ec2KeyName"] = spec.key_name
-    fruits_env = {"PYSPARK_PYTHON": VENV_PYTHON, "PYSPARK_DRIVER_PYTHON": VENV_PYTHON,
-                  "FRUITS_DEPLOYMENT": "emr", "FRUITS_S3_BUCKET": spec.bucket, "FRUITS_AWS_REGION": spec.region}
+    fruits_env = {
+        "PYSPARK_PYTHON": VENV_PYTHON,
+        "PYSPARK_DRIVER_PYTHON": VENV_PYTHON,
+        "FRUITS_DEPLOYMENT": "emr",
+        "FRUITS_S3_BUCKET": spec.bucket,
+        "FRUITS_AWS_REGION": spec.region,
+    }
     if spec.region not in settings.EU_REGIONS:
         fruits_env["FRUITS_ALLOW_NON_EU_REGION"] = "1"
     request: dict[str, Any] = {
@@ -256,29 +285,39 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
         "Applications": [{"Name": n} for n in spec.applications],
         "LogUri": f"s3://{spec.bucket}/{LOG_PREFIX}/",
         "Instances": instances,
-        "BootstrapActions": [{
-            "Name": "python-3.11-and-wheels",
-            "ScriptBootstrapAction": {"Path": spec.bootstrap_uri, "Args": [spec.requirements_uri]},
-        }],
-        "Configurations": [
-            {"Classification": "spark-env", "Properties": {},
-             "Configurations": [{"Classification": "export", "Properties": fruits_env}]},
-            {"Classification": "spark-defaults", "Properties": {
-                "spark.pyspark.python": VENV_PYTHON,
-                "spark.sql.execution.arrow.pyspark.enabled": "true",
-                "spark.sql.execution.arrow.maxRecordsPerBatch": str(spec.arrow_batch_rows),
-                "spark.dynamicAllocation.enabled": "true",
-                "spark.python.worker.reuse": "true",
-            }},
+        "BootstrapActions": [
+            {
+                "Name": "python-3.11-and-wheels",
+                "ScriptBootstrapAction": {"Path": spec.bootstrap_uri, "Args": [spec.requirements_uri]},
+            }
         ],
-        "ManagedScalingPolicy": {"ComputeLimits": {
-            "UnitType": "InstanceFleetUnits",
-            "MinimumCapacityUnits": spec.min_units,
-            "MaximumCapacityUnits": spec.max_units,
-            # Growth beyond the on-demand core goes to Spot task nodes.
-            "MaximumOnDemandCapacityUnits": spec.core_units,
-            "MaximumCoreCapacityUnits": spec.core_units,
-        }},
+        "Configurations": [
+            {
+                "Classification": "spark-env",
+                "Properties": {},
+                "Configurations": [{"Classification": "export", "Properties": fruits_env}],
+            },
+            {
+                "Classification": "spark-defaults",
+                "Properties": {
+                    "spark.pyspark.python": VENV_PYTHON,
+                    "spark.sql.execution.arrow.pyspark.enabled": "true",
+                    "spark.sql.execution.arrow.maxRecordsPerBatch": str(spec.arrow_batch_rows),
+                    "spark.dynamicAllocation.enabled": "true",
+                    "spark.python.worker.reuse": "true",
+                },
+            },
+        ],
+        "ManagedScalingPolicy": {
+            "ComputeLimits": {
+                "UnitType": "InstanceFleetUnits",
+                "MinimumCapacityUnits": spec.min_units,
+                "MaximumCapacityUnits": spec.max_units,
+                # Growth beyond the on-demand core goes to Spot task nodes.
+                "MaximumOnDemandCapacityUnits": spec.core_units,
+                "MaximumCoreCapacityUnits": spec.core_units,
+            }
+        },
         "AutoTerminationPolicy": {"IdleTimeout": spec.idle_timeout_s},
         "SecurityConfiguration": security_configuration_name(spec),
         "ServiceRole": spec.service_role,
@@ -291,8 +330,12 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
     }
     if spec.jupyterhub:
         # Notebooks survive the cluster: the hub saves them under s3://<bucket>/jupyter/<user>/.
-        request["Configurations"].append({"Classification": "jupyter-s3-conf", "Properties": {
-            "s3.persistence.enabled": "true", "s3.persistence.bucket": spec.bucket}})
+        request["Configurations"].append(
+            {
+                "Classification": "jupyter-s3-conf",
+                "Properties": {"s3.persistence.enabled": "true", "s3.persistence.bucket": spec.bucket},
+            }
+        )
         request["Steps"] = [jupyterhub_password_step(spec), jupyterhub_kernel_step(spec)]
     return request
 
@@ -301,8 +344,9 @@ def price_table() -> dict:
     return json.loads(resources.files(__package__).joinpath("prices.json").read_text())
 
 
-def hourly_cost(request: dict, prices: dict | None = None, units: dict[str, int] | None = None,
-                on_demand_only: bool = False) -> dict:
+def hourly_cost(
+    request: dict, prices: dict | None = None, units: dict[str, int] | None = None, on_demand_only: bool = False
+) -> dict:
     """Estimated USD/hour, EC2 + EMR surcharge, for the first instance type of each fleet;
     ``units`` overrides a fleet's size (e.g. the task fleet at the scaling maximum);
     ``on_demand_only`` prices (and labels) every fleet on-demand, Spot ones included."""
@@ -316,8 +360,15 @@ def hourly_cost(request: dict, prices: dict | None = None, units: dict[str, int]
         ec2 = p["ec2"] * (prices["spot_fraction"] if spot else 1.0)
         cost = n * (ec2 + p["emr"])
         total += cost
-        lines.append({"fleet": fleet["Name"], "instances": n, "type": itype,
-                      "market": "spot (assumed)" if spot else "on-demand", "usd_per_hour": round(cost, 3)})
+        lines.append(
+            {
+                "fleet": fleet["Name"],
+                "instances": n,
+                "type": itype,
+                "market": "spot (assumed)" if spot else "on-demand",
+                "usd_per_hour": round(cost, 3),
+            }
+        )
     return {"usd_per_hour": round(total, 3), "fleets": lines, "price_table": prices["_about"]}
 
 
@@ -325,16 +376,18 @@ def cost_summary(request: dict, spec: ClusterSpec) -> dict:
     at_start = hourly_cost(request)
     at_max_units = {"task-spot": spec.max_units - spec.core_units}
     at_max = hourly_cost(request, units=at_max_units)
-    return {"at_start": at_start, "at_max_scale": at_max,
-            "at_max_scale_without_spot": hourly_cost(request, units=at_max_units, on_demand_only=True)}
+    return {
+        "at_start": at_start,
+        "at_max_scale": at_max,
+        "at_max_scale_without_spot": hourly_cost(request, units=at_max_units, on_demand_only=True),
+    }
 
 
 def stage_bootstrap(s3_client, spec: ClusterSpec) -> None:
     """Upload the bootstrap script and the wheel list the plan points at."""
     pkg = resources.files(__package__)
     for name in ("bootstrap.sh", "requirements-emr.txt"):
-        s3_client.put_object(Bucket=spec.bucket, Key=f"{BOOTSTRAP_PREFIX}/{name}",
-                             Body=pkg.joinpath(name).read_bytes())
+        s3_client.put_object(Bucket=spec.bucket, Key=f"{BOOTSTRAP_PREFIX}/{name}", Body=pkg.joinpath(name).read_bytes())
     if spec.jupyterhub:  # read by jupyterhub_kernel_step
         s3_client.put_object(Bucket=spec.bucket, Key=f"{BOOTSTRAP_PREFIX}/{PROJECT_ZIP}", Body=project_zip())
 
@@ -344,8 +397,9 @@ def ensure_security_configuration(emr_client, spec: ClusterSpec) -> str:
     content: see security_configuration_name); returns its name."""
     name = security_configuration_name(spec)
     try:
-        emr_client.create_security_configuration(Name=name,
-                                                  SecurityConfiguration=json.dumps(security_configuration(spec)))
+        emr_client.create_security_configuration(
+            Name=name, SecurityConfiguration=json.dumps(security_configuration(spec))
+        )
     except emr_client.exceptions.InvalidRequestException as exc:
         # EMR's answer when the name is taken (moto drops its message): fine if it is there now.
         try:
@@ -355,21 +409,28 @@ def ensure_security_configuration(emr_client, spec: ClusterSpec) -> str:
     return name
 
 
-def create_cluster(emr_client, s3_client, spec: ClusterSpec, wait: bool = True, poll_s: float = 30,
-                   timeout_s: float = 3600) -> str:
+def create_cluster(
+    emr_client, s3_client, spec: ClusterSpec, wait: bool = True, poll_s: float = 30, timeout_s: float = 3600
+) -> str:
     """Create the security configuration, stage the bootstrap (and JupyterHub's admin password),
     RunJobFlow, and (optionally) wait until the cluster is WAITING."""
     if not spec.kms_key_arn:  # the plan's placeholder must never reach AWS
-        raise settings.SettingsError("FRUITS_EMR_KMS_KEY_ARN is not set (required by `emr up` for local-disk "
-                                     "and EBS encryption)")
+        raise settings.SettingsError(
+            "FRUITS_EMR_KMS_KEY_ARN is not set (required by `emr up` for local-disk and EBS encryption)"
+        )
     if spec.jupyterhub and not spec.jupyterhub_password:
-        raise settings.SettingsError("FRUITS_EMR_JUPYTERHUB_PASSWORD is not set "
-                                     "(required when FRUITS_EMR_JUPYTERHUB=1)")
+        raise settings.SettingsError(
+            "FRUITS_EMR_JUPYTERHUB_PASSWORD is not set (required when FRUITS_EMR_JUPYTERHUB=1)"
+        )
     ensure_security_configuration(emr_client, spec)
     stage_bootstrap(s3_client, spec)
     if spec.jupyterhub:  # read and deleted by jupyterhub_password_step
-        s3_client.put_object(Bucket=spec.bucket, Key=JUPYTERHUB_SECRET_KEY, ServerSideEncryption="AES256",
-                             Body=f"{JUPYTERHUB_ADMIN}:{spec.jupyterhub_password}\n".encode())
+        s3_client.put_object(
+            Bucket=spec.bucket,
+            Key=JUPYTERHUB_SECRET_KEY,
+            ServerSideEncryption="AES256",
+            Body=f"{JUPYTERHUB_ADMIN}:{spec.jupyterhub_password}\n".encode(),
+        )
     cluster_id = emr_client.run_job_flow(**run_job_flow_request(spec))["JobFlowId"]
     if wait:
         deadline = time.time() + timeout_s
@@ -387,13 +448,20 @@ def cluster_state(emr_client, cluster_id: str) -> dict:
     cluster = emr_client.describe_cluster(ClusterId=cluster_id)["Cluster"]
     status = cluster["Status"]
     # Set-up steps (JupyterHub's password and project kernel) report here: a failed one is visible.
-    steps = [{"name": st["Name"], "state": st["Status"]["State"]}
-             for st in emr_client.list_steps(ClusterId=cluster_id).get("Steps", [])
-             if st["Name"].startswith("jupyterhub-")]
-    return {"id": cluster_id, "name": cluster.get("Name"), "state": status["State"],
-            "reason": status.get("StateChangeReason", {}).get("Message", ""),
-            "release": cluster.get("ReleaseLabel"), "master_dns": cluster.get("MasterPublicDnsName"),
-            "setup_steps": steps}
+    steps = [
+        {"name": st["Name"], "state": st["Status"]["State"]}
+        for st in emr_client.list_steps(ClusterId=cluster_id).get("Steps", [])
+        if st["Name"].startswith("jupyterhub-")
+    ]
+    return {
+        "id": cluster_id,
+        "name": cluster.get("Name"),
+        "state": status["State"],
+        "reason": status.get("StateChangeReason", {}).get("Message", ""),
+        "release": cluster.get("ReleaseLabel"),
+        "master_dns": cluster.get("MasterPublicDnsName"),
+        "setup_steps": steps,
+    }
 
 
 def terminate_cluster(emr_client, cluster_id: str) -> None:
@@ -402,8 +470,14 @@ def terminate_cluster(emr_client, cluster_id: str) -> None:
 
 # What the step launcher and `emr up|status|down` call on an existing cluster: each names the cluster,
 # so IAM can check its project tag.
-CLUSTER_ACTIONS = ("DescribeCluster", "TerminateJobFlows", "AddJobFlowSteps", "DescribeStep", "ListSteps",
-                   "CancelSteps")
+CLUSTER_ACTIONS = (
+    "DescribeCluster",
+    "TerminateJobFlows",
+    "AddJobFlowSteps",
+    "DescribeStep",
+    "ListSteps",
+    "CancelSteps",
+)
 
 
 def operator_policy(spec: ClusterSpec) -> dict:
@@ -414,30 +488,70 @@ def operator_policy(spec: ClusterSpec) -> dict:
     tag_key, tag_value = PROJECT_TAG
     bucket = f"arn:aws:s3:::{spec.bucket}"
     in_region = {"aws:RequestedRegion": spec.region}
-    return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "OperatorManagesTheProjectBucket", "Effect": "Allow",
-         "Action": ["s3:CreateBucket", "s3:PutBucketPolicy", "s3:PutEncryptionConfiguration",
-                    "s3:PutBucketPublicAccessBlock", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration",
-                    "s3:PutBucketTagging", "s3:GetBucketLocation", "s3:ListBucket"],
-         "Resource": bucket},
-        {"Sid": "OperatorReadsAndWritesProjectObjects", "Effect": "Allow",
-         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": f"{bucket}/*"},
-        {"Sid": "OperatorStartsOnlyProjectTaggedClusters", "Effect": "Allow",
-         "Action": "elasticmapreduce:RunJobFlow", "Resource": "*",
-         "Condition": {"StringEquals": {f"aws:RequestTag/{tag_key}": tag_value, **in_region}}},
-        {"Sid": "OperatorActsOnlyOnProjectClusters", "Effect": "Allow",
-         "Action": [f"elasticmapreduce:{a}" for a in CLUSTER_ACTIONS],
-         "Resource": f"arn:aws:elasticmapreduce:{spec.region}:*:cluster/*",
-         "Condition": {"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}}},
-        # These take no cluster, so no tag can scope them: region only.
-        {"Sid": "OperatorListsClustersAndKeepsSecurityConfigurations", "Effect": "Allow",
-         "Action": ["elasticmapreduce:ListClusters", "elasticmapreduce:CreateSecurityConfiguration",
-                    "elasticmapreduce:DescribeSecurityConfiguration"],
-         "Resource": "*", "Condition": {"StringEquals": in_region}},
-        {"Sid": "OperatorHandsTheServiceRoleToEmrOnly", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": f"arn:aws:iam::*:role/{spec.service_role}",
-         "Condition": {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}}},
-        {"Sid": "OperatorHandsTheInstanceRoleToEc2Only", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": f"arn:aws:iam::*:role/{spec.instance_profile}",
-         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
-    ]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OperatorManagesTheProjectBucket",
+                "Effect": "Allow",
+                "Action": [
+                    "s3:CreateBucket",
+                    "s3:PutBucketPolicy",
+                    "s3:PutEncryptionConfiguration",
+                    "s3:PutBucketPublicAccessBlock",
+                    "s3:PutBucketVersioning",
+                    "s3:PutLifecycleConfiguration",
+                    "s3:PutBucketTagging",
+                    "s3:GetBucketLocation",
+                    "s3:ListBucket",
+                ],
+                "Resource": bucket,
+            },
+            {
+                "Sid": "OperatorReadsAndWritesProjectObjects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": f"{bucket}/*",
+            },
+            {
+                "Sid": "OperatorStartsOnlyProjectTaggedClusters",
+                "Effect": "Allow",
+                "Action": "elasticmapreduce:RunJobFlow",
+                "Resource": "*",
+                "Condition": {"StringEquals": {f"aws:RequestTag/{tag_key}": tag_value, **in_region}},
+            },
+            {
+                "Sid": "OperatorActsOnlyOnProjectClusters",
+                "Effect": "Allow",
+                "Action": [f"elasticmapreduce:{a}" for a in CLUSTER_ACTIONS],
+                "Resource": f"arn:aws:elasticmapreduce:{spec.region}:*:cluster/*",
+                "Condition": {"StringEquals": {f"aws:ResourceTag/{tag_key}": tag_value}},
+            },
+            # These take no cluster, so no tag can scope them: region only.
+            {
+                "Sid": "OperatorListsClustersAndKeepsSecurityConfigurations",
+                "Effect": "Allow",
+                "Action": [
+                    "elasticmapreduce:ListClusters",
+                    "elasticmapreduce:CreateSecurityConfiguration",
+                    "elasticmapreduce:DescribeSecurityConfiguration",
+                ],
+                "Resource": "*",
+                "Condition": {"StringEquals": in_region},
+            },
+            {
+                "Sid": "OperatorHandsTheServiceRoleToEmrOnly",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": f"arn:aws:iam::*:role/{spec.service_role}",
+                "Condition": {"StringEquals": {"iam:PassedToService": "elasticmapreduce.amazonaws.com"}},
+            },
+            {
+                "Sid": "OperatorHandsTheInstanceRoleToEc2Only",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": f"arn:aws:iam::*:role/{spec.instance_profile}",
+                "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+            },
+        ],
+    }

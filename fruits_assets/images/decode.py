@@ -74,7 +74,7 @@ def load_rgb(data: bytes, size: int = INPUT_SIZE, max_pixels: int = DEFAULT_MAX_
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > max_pixels:
                 raise RejectedImage(f"decompression bomb guard: {width}x{height} exceeds {max_pixels} pixels")

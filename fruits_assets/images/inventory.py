@@ -15,8 +15,8 @@ from typing import Iterator, Optional
 
 import pandas as pd
 
+from ..storage.fs import is_s3
 from .layout import extension, is_image_name, parse_image_path
-from .storage import is_s3
 
 IMAGE_COLUMNS = ["path", "label", "split", "bytes", "fingerprint"]
 SKIPPED_COLUMNS = ["path", "reason"]
@@ -58,8 +58,10 @@ def listing_digest(images: pd.DataFrame) -> str:
 
 
 def missing_root_message(root_uri: str) -> str:
-    return (f"image store {root_uri} does not exist (set FRUITS_IMAGES_DIR, or run "
-            f"`python -m fruits_assets.sample_data {root_uri}`)")
+    return (
+        f"image store {root_uri} does not exist (set FRUITS_IMAGES_DIR, or run "
+        f"`python -m fruits_assets.images.sample_data {root_uri}`)"
+    )
 
 
 def scan(root_uri: str, endpoint_url: Optional[str] = None, region: Optional[str] = None) -> Scan:
@@ -90,15 +92,14 @@ def _fingerprint(path: str, size: int, etag: Optional[str]) -> str:
     if etag is not None:
         return f"{size}:etag:{etag.strip(chr(34))}"
     try:
-        return f"{size}:mtime_ns:{os.stat(path[len('file:'):]).st_mtime_ns}"
+        return f"{size}:mtime_ns:{os.stat(path[len('file:') :]).st_mtime_ns}"
     except OSError:
         return f"{size}:gone"  # vanished since the listing: featurization rejects it
 
 
 def _images_frame(rows: list) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=IMAGE_COLUMNS)
-    frame = frame.astype({"path": object, "label": object, "split": object, "bytes": "int64",
-                          "fingerprint": object})
+    frame = frame.astype({"path": object, "label": object, "split": object, "bytes": "int64", "fingerprint": object})
     return frame.sort_values("path", ignore_index=True)
 
 
@@ -116,6 +117,7 @@ def _by_name(name: str) -> Optional[str]:
 
 # -- local folders ---------------------------------------------------------------------------
 
+
 def _shown(path: str) -> str:
     """A printable, always-encodable form of a path: bytes that are not UTF-8 become ``\\xNN``."""
     return os.fsencode(path).decode("utf-8", errors="backslashreplace")
@@ -131,8 +133,12 @@ def _is_utf8(path: str) -> bool:
     return True
 
 
-_KINDS = [(stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
-          (stat.S_ISBLK, "block device")]
+_KINDS = [
+    (stat.S_ISFIFO, "fifo"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+]
 
 
 def _kind(mode: int) -> str:
@@ -144,7 +150,7 @@ def _scan_local(root_uri: str) -> Iterator[tuple[str, str, int, Optional[str]]]:
     a directory walked into. Directory symlinks are followed, but each directory (by device and
     inode) is walked once: a link back to an ancestor would otherwise recurse forever, and a
     second link to the same folder would list its files twice."""
-    root = os.path.abspath(root_uri[len("file:"):] if root_uri.startswith("file:") else root_uri)
+    root = os.path.abspath(root_uri[len("file:") :] if root_uri.startswith("file:") else root_uri)
     try:
         root_stat = os.stat(root)
     except FileNotFoundError:
@@ -188,8 +194,11 @@ def _scan_local(root_uri: str) -> Iterator[tuple[str, str, int, Optional[str]]]:
                     yield file_path(rel), rel, 0, DANGLING
                 continue  # removed while we were listing: no longer under the root
             except OSError as exc:
-                reason = ("symlink loop (the link resolves to itself)" if exc.errno == errno.ELOOP
-                          else f"cannot stat ({exc.strerror or exc})")
+                reason = (
+                    "symlink loop (the link resolves to itself)"
+                    if exc.errno == errno.ELOOP
+                    else f"cannot stat ({exc.strerror or exc})"
+                )
                 yield file_path(rel), rel, 0, reason
                 continue
             if stat.S_ISDIR(st.st_mode):
@@ -203,6 +212,7 @@ def _scan_local(root_uri: str) -> Iterator[tuple[str, str, int, Optional[str]]]:
 
 
 # -- S3 ---------------------------------------------------------------------------------------
+
 
 def _scan_s3(root_uri: str, endpoint_url: Optional[str], region: Optional[str]):
     """Listed with boto3 rather than pyarrow.fs: pyarrow reports every key ending in "/" as a
@@ -223,9 +233,10 @@ def _scan_s3(root_uri: str, endpoint_url: Optional[str], region: Optional[str]):
                 key, size = obj["Key"], int(obj["Size"])
                 if key.endswith("/") and size == 0:
                     continue  # a folder marker (consoles and pyarrow create them), not a file
-                relative = key[len(prefix):]
-                found.append((f"s3://{bucket}/{key}", relative, size, _by_name(relative.rsplit("/", 1)[-1]),
-                              obj.get("ETag", "")))
+                relative = key[len(prefix) :]
+                found.append(
+                    (f"s3://{bucket}/{key}", relative, size, _by_name(relative.rsplit("/", 1)[-1]), obj.get("ETag", ""))
+                )
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
             raise FileNotFoundError(missing_root_message(root_uri)) from None

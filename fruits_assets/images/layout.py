@@ -45,7 +45,7 @@ def relative_image_path(path: str, root: str) -> str:
     root = root.rstrip("/") + "/"
     if not path.startswith(root):
         raise ValueError(f"image path {path!r} is not under the image store root {root!r}")
-    return path[len(root):]
+    return path[len(root) :]
 
 
 def parse_image_path(path: str) -> ImagePath:

@@ -63,7 +63,7 @@ def sync_images(client, source_dir: str, bucket: str, prefix: str, workers: int 
             return "failed", 0, f"{key}: {exc}"
         return "uploaded", size, None
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() * 8 or 8))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, (os.cpu_count() or 1) * 8))) as pool:
         for status, size, error in pool.map(upload, files):
             if status == "skipped":
                 report.skipped += 1
@@ -71,5 +71,5 @@ def sync_images(client, source_dir: str, bucket: str, prefix: str, workers: int 
                 report.uploaded += 1
                 report.bytes_uploaded += size
             else:
-                report.failed.append(tuple(error.split(": ", 1)))  # type: ignore[arg-type]
+                report.failed.append(tuple(str(error).split(": ", 1)))  # type: ignore[arg-type]
     return report

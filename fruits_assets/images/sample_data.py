@@ -1,6 +1,6 @@
 """Fruits-360-shaped sample images: ``<dir>/Training|Test/<Label>/<i>_100.jpg``, 100x100 JPEG.
 
-Usage: ``python -m fruits_assets.sample_data DIR --images N [--classes C] [--seed S]``
+Usage: ``python -m fruits_assets.images.sample_data DIR --images N [--classes C] [--seed S]``
 (``--classes 131 --images 90483`` gives the full Fruits-360 shape).
 Classes differ visibly (colour, shape, texture) so features and PCA have real structure; labels
 are Fruits-360's own 131 names (with spaces), "Clementine" spelled "Clémentine" so one is
@@ -127,8 +127,9 @@ def draw_fruit(style: FruitStyle, rng: random.Random) -> Image.Image:
     return img.resize((SIZE, SIZE), Image.Resampling.LANCZOS).filter(ImageFilter.SMOOTH)
 
 
-def generate(out_dir: str | Path, images: int, classes: int = len(CLASSES), seed: int = 0,
-             test_fraction: float = 0.25) -> list[Path]:
+def generate(
+    out_dir: str | Path, images: int, classes: int = len(CLASSES), seed: int = 0, test_fraction: float = 0.25
+) -> list[Path]:
     """Write ``images`` JPEGs spread over ``classes`` labels and the Training/Test splits.
 
     Idempotent: files that already exist are kept, so re-running with a larger N only adds.
@@ -155,19 +156,29 @@ def generate(out_dir: str | Path, images: int, classes: int = len(CLASSES), seed
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fruits_assets.sample_data",
+        prog="python -m fruits_assets.images.sample_data",
         description="Write Fruits-360-shaped sample JPEGs (100x100) under DIRECTORY/Training|Test/<Label>/. "
-                    "Idempotent: existing files are kept, a larger --images only adds.",
-        epilog="The real data set's shape: --classes 131 --images 90483.")
+        "Idempotent: existing files are kept, a larger --images only adds.",
+        epilog="The real data set's shape: --classes 131 --images 90483.",
+    )
     parser.add_argument("directory", help="output folder (created if missing)")
-    parser.add_argument("--images", type=int, default=200,
-                        help="total number of images, spread evenly over the classes (default 200)")
-    parser.add_argument("--classes", type=int, default=len(CLASSES),
-                        help=f"number of classes, 1 to {MAX_CLASSES}: Fruits-360's labels in order, the first 10 "
-                             f"drawn by hand (default {len(CLASSES)})")
+    parser.add_argument(
+        "--images", type=int, default=200, help="total number of images, spread evenly over the classes (default 200)"
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=len(CLASSES),
+        help=f"number of classes, 1 to {MAX_CLASSES}: Fruits-360's labels in order, the first 10 "
+        f"drawn by hand (default {len(CLASSES)})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of the drawings (default 0)")
-    parser.add_argument("--test-fraction", type=float, default=0.25,
-                        help="share of each class in Test/ (Fruits-360: 22,688 of 90,483 = 0.25; default 0.25)")
+    parser.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.25,
+        help="share of each class in Test/ (Fruits-360: 22,688 of 90,483 = 0.25; default 0.25)",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.test_fraction < 1:
         parser.error(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .decode import INPUT_SIZE
+from .. import settings
+from ..images.decode import INPUT_SIZE
 
 FEATURE_DIM = 1280
 RANDOM_SEED = 1234
@@ -99,12 +100,10 @@ def _calibrate_batchnorm(keras, model, rng) -> None:
 def _download_s3(uri: str) -> str:
     import boto3
 
-    from .settings import s3_endpoint_url
-
-    bucket, _, key = uri[len("s3://"):].partition("/")
+    bucket, _, key = uri[len("s3://") :].partition("/")
     suffix = "".join(os.path.basename(key).partition(".")[1:]) or ".weights.h5"
     local = os.path.join(tempfile.mkdtemp(prefix="fruits-weights-"), "weights" + suffix)
-    boto3.client("s3", endpoint_url=s3_endpoint_url()).download_file(bucket, key, local)
+    boto3.client("s3", endpoint_url=settings.s3_endpoint_url()).download_file(bucket, key, local)
     return local
 
 
@@ -122,8 +121,14 @@ def build_model(weights: str) -> BuiltModel:
             raise WeightsUnavailable(f"ImageNet weights could not be loaded: {exc}") from exc
         return BuiltModel(model, "imagenet", "keras:imagenet", None, pretrained=True)
     if weights == "random":
-        return BuiltModel(seeded_random_model(), "random", f"seeded-random:{RANDOM_SEED}", None,
-                          pretrained=False, notes=["RANDOM WEIGHTS: features carry no ImageNet knowledge"])
+        return BuiltModel(
+            seeded_random_model(),
+            "random",
+            f"seeded-random:{RANDOM_SEED}",
+            None,
+            pretrained=False,
+            notes=["RANDOM WEIGHTS: features carry no ImageNet knowledge"],
+        )
     if weights == "auto":
         try:
             built = build_model("imagenet")
@@ -145,7 +150,8 @@ def build_model(weights: str) -> BuiltModel:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsUnavailable(
             f"weights setting {weights!r} (FRUITS_WEIGHTS or feature_model.weights): {local} is not a "
-            f"MobileNetV2 weights file Keras can load ({type(exc).__name__}: {first})") from None
+            f"MobileNetV2 weights file Keras can load ({type(exc).__name__}: {first})"
+        ) from None
     return BuiltModel(model, source, weights, sha256_file(local), pretrained=True)
 
 
@@ -192,16 +198,13 @@ def _weights_fingerprint(weights: str) -> dict:
     if weights == "random":
         return {"seed": RANDOM_SEED}
     if weights in ("imagenet", "auto"):
-        cached = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models",
-                              KERAS_IMAGENET_FILE)
+        cached = os.path.join(settings.keras_home(), "models", KERAS_IMAGENET_FILE)
         return {"keras_cache": sha256_file(cached) if os.path.exists(cached) else None}
     if weights.startswith("s3://"):
         import boto3
 
-        from .settings import s3_endpoint_url
-
-        bucket, _, key = weights[len("s3://"):].partition("/")
-        head = boto3.client("s3", endpoint_url=s3_endpoint_url()).head_object(Bucket=bucket, Key=key)
+        bucket, _, key = weights[len("s3://") :].partition("/")
+        head = boto3.client("s3", endpoint_url=settings.s3_endpoint_url()).head_object(Bucket=bucket, Key=key)
         return {"etag": head["ETag"], "size": head["ContentLength"]}
     return {"sha256": sha256_file(weights) if os.path.exists(weights) else None}
 
@@ -214,6 +217,37 @@ def build_key(weights: str) -> str:
     import keras
     import tensorflow as tf
 
-    doc = {"code": MODEL_CODE_VERSION, "weights": weights, "resolved": _weights_fingerprint(weights),
-           "tensorflow": tf.__version__, "keras": keras.__version__}
+    doc = {
+        "code": MODEL_CODE_VERSION,
+        "weights": weights,
+        "resolved": _weights_fingerprint(weights),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def provenance(built: BuiltModel, weights_setting: str, model_bytes: bytes, key: str) -> dict:
+    """What a stored feature model records about itself (provenance.json)."""
+    import keras
+    import tensorflow as tf
+
+    from .litert import model_digest
+
+    return {
+        "architecture": "MobileNetV2(include_top=False, pooling='avg', input_shape=(224, 224, 3))",
+        "feature_dim": FEATURE_DIM,
+        "weights_setting": weights_setting,
+        "weights_source": built.weights_source,
+        "weights_uri": built.weights_uri,
+        "weights_sha256": built.weights_sha256,
+        "pretrained": built.pretrained,
+        "model_sha256": model_digest(model_bytes),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "preprocessing": "Pillow full decode, RGB, resize 224x224 bicubic (Pillow's default); uint8 input "
+        "scaled in-graph by x/127.5 - 1 (= mobilenet_v2.preprocess_input)",
+        "input": "uint8[batch, 224, 224, 3]",
+        "notes": built.notes,
+        "build_key": key,
+    }

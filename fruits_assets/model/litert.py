@@ -43,9 +43,9 @@ class LiteRTFeatureExtractor:
         """Features for any number of images (N, H, W, C) of the input dtype -> float32 (N, dim)."""
         out = np.empty((len(images), self.output_dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
-            chunk = images[start:start + self.batch_size]
+            chunk = images[start : start + self.batch_size]
             self._batch[: len(chunk)] = chunk
-            out[start:start + len(chunk)] = self.run_buffer(len(chunk))
+            out[start : start + len(chunk)] = self.run_buffer(len(chunk))
         return out
 
 
@@ -56,8 +56,9 @@ def model_digest(model_bytes: bytes) -> str:
     return hashlib.sha256(model_bytes).hexdigest()
 
 
-def cached_extractor(model_bytes: bytes, batch_size: int, num_threads: int,
-                     digest: str | None = None) -> LiteRTFeatureExtractor:
+def cached_extractor(
+    model_bytes: bytes, batch_size: int, num_threads: int, digest: str | None = None
+) -> LiteRTFeatureExtractor:
     """One interpreter per (model, batch, threads) per Python process (Spark reuses its workers)."""
     key = (digest or model_digest(model_bytes), batch_size, num_threads)
     extractor = _CACHE.get(key)

@@ -17,7 +17,8 @@ KNOWN_NOTICES = re.compile(
     r"Could not find cuda drivers|failed call to cuInit|cuda_platform\.cc|cudart_stub\.cc|"
     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
     r"This TensorFlow binary is optimized to use available CPU instructions|"
-    r"rebuild TensorFlow with the appropriate compiler flags|TF-TRT Warning")
+    r"rebuild TensorFlow with the appropriate compiler flags|TF-TRT Warning"
+)
 
 
 @contextlib.contextmanager

@@ -15,11 +15,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .featurize import PART_NAME, Location, PartWriter, is_data_part
-from .pca_math import Moments, PcaModel, fit
+from ..analysis.pca import Moments, PcaModel, fit
+from ..storage.fs import Location
+from ..storage.parts import PART_NAME, PartWriter, list_parts
+from .featurize import _partition_id
 
-PCA_SCHEMA = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string()),
-                        ("pca", pa.list_(pa.field("element", pa.float32())))])
+PCA_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("pca", pa.list_(pa.field("element", pa.float32()))),
+    ]
+)
 FIT_SPLIT = "Training"
 SCATTER_POINTS = 3000
 _PROJECT_DDL = "rows long, non_finite long, bad_dims long, x float, y float, label string"
@@ -27,24 +35,21 @@ _PROJECT_DDL = "rows long, non_finite long, bad_dims long, x float, y float, lab
 
 @dataclass(frozen=True)
 class RowGroup:
-    path: str     # file path inside its filesystem (no scheme)
+    path: str  # file path inside its filesystem (no scheme)
     index: int
     rows: int
 
 
 def row_groups(uri: str, location: Location) -> list[RowGroup]:
     """Every row group of the parquet parts under ``uri``, from their footers (the work units)."""
-    import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
-    fs, path = location.filesystem(uri)
+    fs, _ = location.filesystem(uri)
     units = []
-    for info in sorted(fs.get_file_info(pafs.FileSelector(path)), key=lambda i: i.path):
-        if info.type != pafs.FileType.File or not is_data_part(info.base_name):
-            continue
-        with fs.open_input_file(info.path) as fh:
+    for part in list_parts(uri, location):
+        with fs.open_input_file(part) as fh:
             meta = pq.ParquetFile(fh).metadata
-            units += [RowGroup(info.path, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
+            units += [RowGroup(part, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
     return units
 
 
@@ -61,7 +66,7 @@ def _matrix(vectors: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray
     if ok.all():
         return flat.reshape(len(lengths), dim), ok
     starts = vectors.offsets.to_numpy()[:-1][ok]
-    return np.stack([flat[s: s + dim] for s in starts - vectors.offsets[0].as_py()]), ok
+    return np.stack([flat[s : s + dim] for s in starts - vectors.offsets[0].as_py()]), ok
 
 
 def _units_frame(spark, units: list[RowGroup]):
@@ -100,9 +105,10 @@ def moments(spark, uri: str, location: Location) -> tuple[Moments, Moments]:
                         train = m if train is None else train.merge(m)
                     else:
                         other = m if other is None else other.merge(m)
-        yield pa.RecordBatch.from_pydict({
-            "train": [train.to_bytes() if train else None], "other": [other.to_bytes() if other else None]},
-            schema=pa.schema([("train", pa.binary()), ("other", pa.binary())]))
+        yield pa.RecordBatch.from_pydict(
+            {"train": [train.to_bytes() if train else None], "other": [other.to_bytes() if other else None]},
+            schema=pa.schema([("train", pa.binary()), ("other", pa.binary())]),
+        )
 
     rows = _units_frame(spark, units).mapInArrow(run, "train binary, other binary").collect()
     train = other = None
@@ -115,7 +121,10 @@ def moments(spark, uri: str, location: Location) -> tuple[Moments, Moments]:
                 train = m if train is None else train.merge(m)
             else:
                 other = m if other is None else other.merge(m)
-    dim = (train or other).mean.shape[0]
+    first = train or other
+    if first is None:
+        raise ValueError(f"no feature rows under {uri}")
+    dim = first.mean.shape[0]
     return train or Moments.empty(dim), other or Moments.empty(dim)
 
 
@@ -140,8 +149,9 @@ def fit_pca(spark, uri: str, location: Location, target: float, max_k: int, stan
     return PcaFit(model, middle - started, time.perf_counter() - middle)
 
 
-def project(spark, uri: str, location: Location, model: PcaModel, out_uri: str, out_at: Location,
-            row_group_rows: int = 8192) -> pd.DataFrame:
+def project(
+    spark, uri: str, location: Location, model: PcaModel, out_uri: str, out_at: Location, row_group_rows: int = 8192
+) -> pd.DataFrame:
     """Every feature row projected, written by the tasks as parquet parts under ``out_uri``
     (``path, label, split, pca float[k]``); returns per-task counts and a scatter sample."""
     units = row_groups(uri, location)
@@ -151,13 +161,12 @@ def project(spark, uri: str, location: Location, model: PcaModel, out_uri: str, 
     store_uri = uri
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import TaskContext
-
         fs = location.filesystem(store_uri)[0]
-        writer = PartWriter(f"{out_uri}/{PART_NAME.format(TaskContext.get().partitionId())}", out_at,
-                            row_group_rows, PCA_SCHEMA)
+        writer = PartWriter(f"{out_uri}/{PART_NAME.format(_partition_id())}", out_at, row_group_rows, PCA_SCHEMA)
         rows = non_finite = bad = 0
-        xs, ys, labels = [], [], []
+        xs: list[float] = []
+        ys: list[float] = []
+        labels: list[str] = []
         for batch in batches:
             for unit_path, index in zip(batch.column("path").to_pylist(), batch.column("index").to_pylist()):
                 table = _read(fs, unit_path, index, ["path", "label", "split", "features"])
@@ -169,20 +178,37 @@ def project(spark, uri: str, location: Location, model: PcaModel, out_uri: str, 
                     continue
                 projected = model.project(matrix) if len(keep) else np.empty((0, model.k), np.float32)
                 non_finite += int((~np.isfinite(projected).all(axis=1)).sum())
-                cols = [table.column(c).take(pa.array(keep)).to_pylist() for c in ("path", "label", "split")]
-                writer.add(*cols, projected)
+                paths, labels_, splits = (
+                    table.column(c).take(pa.array(keep)).to_pylist() for c in ("path", "label", "split")
+                )
+                writer.add(paths, labels_, splits, projected)
                 rows += len(keep)
                 room = per_task_points - len(xs)
                 if room > 0 and len(keep):
                     xs += projected[:room, 0].tolist()
                     ys += projected[:room, 1 if model.k > 1 else 0].tolist()
-                    labels += cols[1][:room]
+                    labels += labels_[:room]
         writer.close()
         yield pa.RecordBatch.from_pydict(
-            {"rows": [rows] + [0] * len(xs), "non_finite": [non_finite] + [0] * len(xs),
-             "bad_dims": [bad] + [0] * len(xs), "x": [None] + xs, "y": [None] + ys, "label": [None] + labels},
-            schema=pa.schema([("rows", pa.int64()), ("non_finite", pa.int64()), ("bad_dims", pa.int64()),
-                              ("x", pa.float32()), ("y", pa.float32()), ("label", pa.string())]))
+            {
+                "rows": [rows] + [0] * len(xs),
+                "non_finite": [non_finite] + [0] * len(xs),
+                "bad_dims": [bad] + [0] * len(xs),
+                "x": [None] + xs,
+                "y": [None] + ys,
+                "label": [None] + labels,
+            },
+            schema=pa.schema(
+                [
+                    ("rows", pa.int64()),
+                    ("non_finite", pa.int64()),
+                    ("bad_dims", pa.int64()),
+                    ("x", pa.float32()),
+                    ("y", pa.float32()),
+                    ("label", pa.string()),
+                ]
+            ),
+        )
 
     if not units:
         return pd.DataFrame(columns=["rows", "non_finite", "bad_dims", "x", "y", "label"])

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .featurize import Location
-from .probe_metrics import ProbePlan, plan_roles, role_of
-from .spark_pca import _matrix, _read, _units_frame, row_groups
+from ..analysis.probe_metrics import ProbePlan, plan_roles, role_of
+from ..storage.fs import Location
+from .pca import _matrix, _read, _units_frame, row_groups
 
 VECTOR_COLUMN = {"image_pca": "pca", "image_features": "features"}
 _ROWS_DDL = "path string, role string, label double, vec array<float>"
@@ -26,9 +26,9 @@ _ROWS_DDL = "path string, role string, label double, vec array<float>"
 @dataclass
 class ProbeFit:
     plan: ProbePlan
-    predictions: pd.DataFrame      # evaluated rows: path, label, split, predicted
-    train_counts: dict             # label -> training rows
-    fitted: bool                   # False when training has fewer than 2 classes (nothing to fit)
+    predictions: pd.DataFrame  # evaluated rows: path, label, split, predicted
+    train_counts: dict  # label -> training rows
+    fitted: bool  # False when training has fewer than 2 classes (nothing to fit)
     iterations: int
     train_seconds: float
     predict_seconds: float
@@ -57,8 +57,10 @@ def native_blas_missing(spark) -> str | None:
         pass
     if "TieredStopAtLevel=1" not in (spark.conf.get("spark.driver.extraJavaOptions", "") or ""):
         return None
-    return ("no native BLAS (libblas.so.3) for Spark ML on this machine: the probe's logistic regression "
-            "runs ~20x slower; install one (`apt-get install libopenblas0-pthread`, as `make demo`/`make test` do)")
+    return (
+        "no native BLAS (libblas.so.3) for Spark ML on this machine: the probe's logistic regression "
+        "runs ~20x slower; install one (`apt-get install libopenblas0-pthread`, as `make demo`/`make test` do)"
+    )
 
 
 def _first_length(units, location: Location, uri: str, column: str) -> int:
@@ -70,8 +72,17 @@ def _first_length(units, location: Location, uri: str, column: str) -> int:
     return 0
 
 
-def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int, max_train_per_class: int,
-              reg_param: float, max_iter: int, tol: float = 1e-4) -> ProbeFit:
+def fit_probe(
+    spark,
+    uri: str,
+    location: Location,
+    vector_column: str,
+    seed: int,
+    max_train_per_class: int,
+    reg_param: float,
+    max_iter: int,
+    tol: float = 1e-4,
+) -> ProbeFit:
     from pyspark import StorageLevel
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.functions import array_to_vector
@@ -93,8 +104,10 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
                 if not ok.all() or (len(matrix) and matrix.shape[1] != dim):
                     # Cannot happen in a published input (image_pca's and image_features' blocking dims
                     # checks): a row left out here would silently bias the numbers, so stop instead.
-                    raise ValueError(f"feature_probe: {unit_path} row group {group} has vectors whose length is "
-                                     f"not {dim}: the input did not pass its dims check")
+                    raise ValueError(
+                        f"feature_probe: {unit_path} row group {group} has vectors whose length is "
+                        f"not {dim}: the input did not pass its dims check"
+                    )
                 paths, labels, splits = (table.column(c).to_pylist() for c in ("path", "label", "split"))
                 roles = [role_of(p, lab, s, seed, has_split, thresholds) for p, lab, s in zip(paths, labels, splits)]
                 keep = [i for i, r in enumerate(roles) if r in ("train", "eval")]
@@ -102,15 +115,29 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
                     continue
                 vectors = matrix[keep]
                 yield pa.RecordBatch.from_pydict(
-                    {"path": [paths[i] for i in keep], "role": [roles[i] for i in keep],
-                     "label": [index[labels[i]] for i in keep],
-                     "vec": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), vectors.shape[1]).cast(
-                         pa.list_(pa.float32()))},
-                    schema=pa.schema([("path", pa.string()), ("role", pa.string()), ("label", pa.float64()),
-                                      ("vec", pa.list_(pa.float32()))]))
+                    {
+                        "path": [paths[i] for i in keep],
+                        "role": [roles[i] for i in keep],
+                        "label": [index[labels[i]] for i in keep],
+                        "vec": pa.FixedSizeListArray.from_arrays(vectors.reshape(-1), vectors.shape[1]).cast(
+                            pa.list_(pa.float32())
+                        ),
+                    },
+                    schema=pa.schema(
+                        [
+                            ("path", pa.string()),
+                            ("role", pa.string()),
+                            ("label", pa.float64()),
+                            ("vec", pa.list_(pa.float32())),
+                        ]
+                    ),
+                )
 
-    frame = (_units_frame(spark, units).mapInArrow(run, _ROWS_DDL)
-             .select("path", "role", "label", array_to_vector("vec").alias("features")))
+    frame = (
+        _units_frame(spark, units)
+        .mapInArrow(run, _ROWS_DDL)
+        .select("path", "role", "label", array_to_vector(F.col("vec")).alias("features"))
+    )
     role = rows["path"].map(plan.roles)
     train_counts = {str(k): int(v) for k, v in rows.loc[role == "train", "label"].value_counts().items()}
     evaluated = rows.loc[role == "eval", ["path", "label", "split"]].reset_index(drop=True)
@@ -122,21 +149,26 @@ def fit_probe(spark, uri: str, location: Location, vector_column: str, seed: int
         return ProbeFit(plan, predictions, train_counts, False, 0, 0.0, 0.0, dim)
     train = frame.where(F.col("role") == "train").persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        lr = LogisticRegression(family="multinomial", maxIter=max_iter, regParam=reg_param, tol=tol,
-                                standardization=True)
+        lr = LogisticRegression(
+            family="multinomial", maxIter=max_iter, regParam=reg_param, tol=tol, standardization=True
+        )
         model = lr.fit(train)
         iterations = int(model.summary.totalIterations)
     finally:
         train.unpersist()
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    predicted = (model.transform(frame.where(F.col("role") == "eval"))
-                 .select("path", F.col("prediction").cast("int").alias("class")).toPandas())
+    predicted = (
+        model.transform(frame.where(F.col("role") == "eval"))
+        .select("path", F.col("prediction").cast("int").alias("class"))
+        .toPandas()
+    )
     names = np.asarray(plan.classes, dtype=object)
     predicted["predicted"] = names[predicted["class"].to_numpy()] if len(predicted) else []
     predictions = evaluated.merge(predicted[["path", "predicted"]], on="path", how="left")
     if predictions["predicted"].isna().any():  # every evaluated row was read and predicted, or we say so
         missing = predictions.loc[predictions["predicted"].isna(), "path"]
         raise RuntimeError(f"feature_probe: {len(missing)} evaluated rows got no prediction, e.g. {missing.iloc[0]}")
-    return ProbeFit(plan, predictions, train_counts, True, iterations, train_seconds,
-                    time.perf_counter() - started, dim)
+    return ProbeFit(
+        plan, predictions, train_counts, True, iterations, train_seconds, time.perf_counter() - started, dim
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .fs import Location
+
 
 @dataclass
 class FeatureModelArtifact:
@@ -35,16 +37,14 @@ class ParquetParts:
     endpoint_url: str | None = None
     region: str | None = None
 
-    def location(self):
-        from .featurize import Location
-
+    def location(self) -> Location:
         return Location(self.endpoint_url, self.region)
 
 
 @dataclass(frozen=True)
 class WithFigures:
     """An output plus PNG figures the IO manager writes beside it in the same version folder
-    (``figures/<name>``), so they open outside Dagster; readers load ``value`` alone."""
+    (``_figures/<name>``), so they open outside Dagster; readers load ``value`` alone."""
 
     value: object
     figures: dict = field(default_factory=dict)  # file name -> PNG bytes

@@ -1,9 +1,9 @@
 """Read published outputs without knowing the storage layout (notebooks, scripts):
 
-    from fruits_assets.catalog import load, versions
+    from fruits_assets.storage.catalog import load, versions
     pca = load("image_pca")                   # pandas, the last published version
     features = load("image_features", spark=spark)   # a Spark DataFrame instead
-    model = load("pca_model")                 # fruits_assets.pca_math.PcaModel
+    model = load("pca_model")                 # fruits_assets.analysis.pca.PcaModel
     report = probe_report()                   # the feature probe's numbers (accuracy, worst classes, ...)
     old = load("image_pca", version=versions("image_pca")[0])
 
@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import json
 
-from . import settings
-from .storage import VersionedStore, join
-
-TABLES = ("raw_images", "image_features", "image_rejects", "image_pca", "feature_probe")
-MODELS = ("feature_model", "pca_model")
+from .. import settings
+from ..names import FEATURE_MODEL, FEATURE_PROBE, MODELS, PCA_MODEL, TABLES
+from .codecs import FEATURE_MODEL as FEATURE_MODEL_CODEC
+from .codecs import PCA, read_table
+from .fs import filesystem, join
+from .sidecars import PROBED
+from .versions import FIGURES_DIR, VersionedStore
 
 
 def store(root: str | None = None) -> VersionedStore:
     if root is not None:
         return VersionedStore(root, settings.s3_endpoint_url())
     if settings.deployment() == "emr":
-        return VersionedStore(f"s3://{settings.require('FRUITS_S3_BUCKET')}/assets", settings.s3_endpoint_url(),
-                              settings.aws_region())
+        return VersionedStore(
+            f"s3://{settings.require('FRUITS_S3_BUCKET')}/assets", settings.s3_endpoint_url(), settings.aws_region()
+        )
     return VersionedStore(settings.data_root())
 
 
@@ -46,8 +49,10 @@ def uri(asset: str, version: str | None = None, root: str | None = None) -> str:
         return s.require_current(asset).uri
     version = version[2:] if version.startswith("v=") else version
     if not s.is_published_version(asset, version):
-        raise FileNotFoundError(f"{asset} has no published version {version!r} under {s.root} "
-                                f"(kept: {', '.join(versions(asset, root)) or 'none'})")
+        raise FileNotFoundError(
+            f"{asset} has no published version {version!r} under {s.root} "
+            f"(kept: {', '.join(versions(asset, root)) or 'none'})"
+        )
     return s.version_uri(asset, version)
 
 
@@ -56,43 +61,32 @@ def load(asset: str, version: str | None = None, spark=None, root: str | None = 
     a ``PcaModel`` for pca_model, ``(tflite bytes, provenance dict)`` for feature_model."""
     where = uri(asset, version, root)
     s = store(root)
-    if asset == "pca_model":
-        from .pca_math import load_npz
-
-        return load_npz(s.read_bytes(join(where, "pca.npz")), s.read_bytes(join(where, "pca.json")))
-    if asset == "feature_model":
-        return s.read_bytes(join(where, "model.tflite")), json.loads(s.read_bytes(join(where, "provenance.json")))
+    if asset == PCA_MODEL:
+        return PCA.read(s, where)
+    if asset == FEATURE_MODEL:
+        model = FEATURE_MODEL_CODEC.read(s, where)
+        return model.model_bytes, model.provenance
     if spark is not None:
         return spark.read.parquet(where)
-    import pyarrow.dataset as ds
-
-    fs, path = s.fs(where)
-    # Sidecars (_images.parquet, _PUBLISHED.json, _figures/) start with "_": the dataset skips them.
-    return ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
+    return read_table(s, where)
 
 
 def probe_report(version: str | None = None, root: str | None = None) -> dict:
     """The feature probe's numbers (what its metadata shows, per class included) as a dict."""
-    from .incremental import PROBED
-
-    return json.loads(store(root).read_bytes(join(uri("feature_probe", version, root), PROBED)))
+    return json.loads(store(root).read_bytes(join(uri(FEATURE_PROBE, version, root), PROBED)))
 
 
 def figure(asset: str, name: str, version: str | None = None, root: str | None = None) -> bytes:
     """A PNG written beside a version (``explained_variance.png``, ``pc1_vs_pc2.png``, ``confusion.png``)."""
-    from .storage import FIGURES_DIR
-
     return store(root).read_bytes(join(uri(asset, version, root), FIGURES_DIR, name))
 
 
 def image_bytes(path: str) -> bytes:
     """The bytes of an image as the tables name it (``file:/...`` or ``s3://...``)."""
-    local = path[len("file:"):] if path.startswith("file:") else path
+    local = path[len("file:") :] if path.startswith("file:") else path
     if "://" not in local:
         with open(local, "rb") as fh:
             return fh.read()
-    from .storage import filesystem
-
     fs, where = filesystem(local, settings.s3_endpoint_url(), settings.aws_region())
     with fs.open_input_stream(where) as fh:
         return fh.read()

@@ -8,7 +8,7 @@ Two guarantees rest on it (README, "What is guaranteed"):
 * **A failed run publishes nothing.** Outputs are written to new version folders and recorded
   here; they are published together only when every asset the run was asked for has been
   written and audited. A run that fails or is killed leaves its versions unpublished, and
-  :mod:`fruits_assets.residue` deletes them once the run is known to be dead.
+  :mod:`fruits_assets.storage.residue` deletes them once the run is known to be dead.
 
 One small JSON object per output, per read and per process: steps of one run that run in
 several processes (or on EMR) never write the same object.
@@ -19,18 +19,32 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow.fs as pafs
 
-from .storage import Published, VersionedStore, join
+from .fs import join
+from .versions import Published, VersionedStore
 
 RUNS_DIR = "_runs"
 
 
 @dataclass(frozen=True)
+class Stored:
+    """One output written by a run: its version, where it is, what the writer returned, and the
+    outputs published with it (empty while the run still has outputs to write)."""
+
+    version: str
+    uri: str
+    written: Any
+    published: list[Published]
+
+
+@dataclass(frozen=True)
 class RunEntry:
-    kind: str      # "out" (written by the run) | "read" (pinned by the run) | "owner"
+    kind: str  # "out" (written by the run) | "read" (pinned by the run) | "owner"
     asset: str
     record: dict
 
@@ -51,21 +65,28 @@ class RunLedger:
         record = {"host": socket.gethostname(), "pid": os.getpid(), "at": time.time()}
         self.store.write_json_atomic(join(self.uri, f"owner-{socket.gethostname()}-{os.getpid()}.json"), record)
 
-    def writing(self, asset: str, version: str, info: dict) -> None:
-        """Recorded before the first byte is written, so residue of a kill is always findable."""
-        self.store.write_json_atomic(self._entry_uri("out", asset),
-                                     {"version": version, "info": info, "state": "writing"})
+    def store_output(self, asset: str, kind: str, write: Callable[[str], Any], run_assets: set[str]) -> Stored:
+        """The publish protocol for one output: record it as being written (so the residue of a
+        kill is always findable), ``write(uri)`` it into a new version folder, record it written,
+        then publish every output of this run together once all of ``run_assets`` are written."""
+        version = self.store.new_version(self.run_id)
+        uri = self.store.version_uri(asset, version)
+        info = {"run_id": self.run_id}
+        self._record_out(asset, version, info, "writing")
+        written = write(uri)
+        self._record_out(asset, version, {"kind": kind, **info}, "written")
+        return Stored(version, uri, written, self._publish_if_complete(run_assets))
 
-    def written(self, asset: str, version: str, info: dict) -> None:
-        self.store.write_json_atomic(self._entry_uri("out", asset),
-                                     {"version": version, "info": info, "state": "written"})
+    def _record_out(self, asset: str, version: str, info: dict, state: str) -> None:
+        self.store.write_json_atomic(self._entry_uri("out", asset), {"version": version, "info": info, "state": state})
 
     def produced(self, asset: str) -> Published | None:
         record = self.store.read_json(self._entry_uri("out", asset))
         if record is None or record.get("state") != "written":
             return None
-        return Published(asset, self.store.version_uri(asset, record["version"]), record["version"],
-                         record.get("info", {}))
+        return Published(
+            asset, self.store.version_uri(asset, record["version"]), record["version"], record.get("info", {})
+        )
 
     def pinned_input(self, asset: str) -> Published:
         """The version of ``asset`` this run reads: its own output, else the version it read first."""
@@ -76,8 +97,9 @@ class RunLedger:
         if pinned is not None:
             return Published(asset, pinned["uri"], pinned["version"], pinned.get("info", {}))
         current = self.store.require_current(asset)
-        self.store.write_json_atomic(self._entry_uri("read", asset),
-                                     {"uri": current.uri, "version": current.version, "info": current.info})
+        self.store.write_json_atomic(
+            self._entry_uri("read", asset), {"uri": current.uri, "version": current.version, "info": current.info}
+        )
         return current
 
     def entries(self) -> list[RunEntry]:
@@ -94,16 +116,17 @@ class RunLedger:
                 out.append(RunEntry(kind, asset, record))
         return out
 
-    def publish_if_complete(self, expected_assets: set[str]) -> list[Published]:
+    def _publish_if_complete(self, expected_assets: set[str]) -> list[Published]:
         """Publish every output of this run once all ``expected_assets`` are written; returns
         what was published (nothing while some are still to come)."""
         written = {e.asset: e.record for e in self.entries() if e.kind == "out" and e.record.get("state") == "written"}
         if not expected_assets <= set(written):
             return []
-        published = [self.store.publish(asset, record["version"], record.get("info", {}))
-                     for asset, record in sorted(written.items())]
-        self.store.write_json_atomic(join(self.uri, "published.json"),
-                                     {"at": time.time(), "assets": sorted(written)})
+        published = [
+            self.store.publish(asset, record["version"], record.get("info", {}))
+            for asset, record in sorted(written.items())
+        ]
+        self.store.write_json_atomic(join(self.uri, "published.json"), {"at": time.time(), "assets": sorted(written)})
         return published
 
     def delete(self) -> None:
@@ -116,5 +139,8 @@ class RunLedger:
 
 def run_ids(store: VersionedStore) -> list[str]:
     fs, path = store.fs(join(store.root, RUNS_DIR))
-    return sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-                  if i.type == pafs.FileType.Directory)
+    return sorted(
+        i.base_name
+        for i in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        if i.type == pafs.FileType.Directory
+    )

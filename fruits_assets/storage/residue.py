@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
 
-from .run_ledger import RunLedger, run_ids
-from .storage import VersionedStore, filesystem
+from .fs import filesystem
+from .ledger import RunLedger, run_ids
+from .versions import VersionedStore
 
 DEFAULT_MAX_AGE_S = 24 * 3600
 _STAGED = re.compile(r"^.+-([0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})-[0-9a-f]{6}$")  # <output>-<run uuid>-<nonce>
@@ -28,14 +29,16 @@ _ACTIVE = {"STARTED", "STARTING", "CANCELING"}
 
 @dataclass
 class Collected:
-    runs: list[str] = field(default_factory=list)          # dead runs whose residue was removed
-    versions: list[str] = field(default_factory=list)      # unpublished version folders deleted
-    staged: list[str] = field(default_factory=list)        # staging folders deleted
+    runs: list[str] = field(default_factory=list)  # dead runs whose residue was removed
+    versions: list[str] = field(default_factory=list)  # unpublished version folders deleted
+    staged: list[str] = field(default_factory=list)  # staging folders deleted
     marked_failed: list[str] = field(default_factory=list)  # STARTED runs whose process had died
 
     def summary(self) -> str:
-        return (f"{len(self.runs)} dead runs cleaned: {len(self.versions)} unpublished versions, "
-                f"{len(self.staged)} staging folders removed; {len(self.marked_failed)} runs marked failed")
+        return (
+            f"{len(self.runs)} dead runs cleaned: {len(self.versions)} unpublished versions, "
+            f"{len(self.staged)} staging folders removed; {len(self.marked_failed)} runs marked failed"
+        )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -64,8 +67,9 @@ def _age_s(fs, path: str) -> float:
     return time.time() - mtime
 
 
-def _is_dead(run_id: str, ledger: RunLedger | None, instance, age_s: float, max_age_s: float,
-             collected: Collected) -> bool:
+def _is_dead(
+    run_id: str, ledger: RunLedger | None, instance, age_s: float, max_age_s: float, collected: Collected
+) -> bool:
     run = instance.get_run_by_id(run_id) if instance is not None else None
     if run is not None:
         status = run.status.value
@@ -83,9 +87,15 @@ def _is_dead(run_id: str, ledger: RunLedger | None, instance, age_s: float, max_
     return age_s > max_age_s
 
 
-def collect(store: VersionedStore, staging_uri: str | None = None, instance=None, current_run_id: str | None = None,
-            max_age_s: float = DEFAULT_MAX_AGE_S, endpoint_url: str | None = None,
-            region: str | None = None) -> Collected:
+def collect(
+    store: VersionedStore,
+    staging_uri: str | None = None,
+    instance=None,
+    current_run_id: str | None = None,
+    max_age_s: float = DEFAULT_MAX_AGE_S,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+) -> Collected:
     """Remove what dead runs left behind; never a published version, never a live run's files."""
     collected = Collected()
     fs, _ = store.fs(store.root)
@@ -106,13 +116,15 @@ def collect(store: VersionedStore, staging_uri: str | None = None, instance=None
         ledger.delete()
         collected.runs.append(run_id)
     if staging_uri:
-        collected.staged += _collect_staging(staging_uri, instance, current_run_id, max_age_s, endpoint_url,
-                                             region, collected)
+        collected.staged += _collect_staging(
+            staging_uri, instance, current_run_id, max_age_s, endpoint_url, region, collected
+        )
     return collected
 
 
-def _collect_staging(staging_uri, instance, current_run_id, max_age_s, endpoint_url, region,
-                     collected: Collected) -> list[str]:
+def _collect_staging(
+    staging_uri, instance, current_run_id, max_age_s, endpoint_url, region, collected: Collected
+) -> list[str]:
     """Staging folders are named ``<output>-<run_id>-<nonce>`` (StagingArea.new_dir)."""
     fs, base = filesystem(staging_uri, endpoint_url, region)
     removed = []
@@ -123,8 +135,7 @@ def _collect_staging(staging_uri, instance, current_run_id, max_age_s, endpoint_
         run_id = match.group(1) if match else None
         if not run_id or run_id == current_run_id:  # not a folder StagingArea.new_dir named
             continue
-        if run_id in collected.runs or _is_dead(run_id, None, instance, _age_s(fs, info.path), max_age_s,
-                                                collected):
+        if run_id in collected.runs or _is_dead(run_id, None, instance, _age_s(fs, info.path), max_age_s, collected):
             fs.delete_dir(info.path)
             removed.append(info.base_name)
     return removed

@@ -12,9 +12,10 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow.fs as pafs
+
+from .fs import Location, is_s3, join, read_bytes, write_bytes
 
 POINTER = "_CURRENT.json"
 # Written into a version folder when it is published: only published versions count towards
@@ -22,27 +23,6 @@ POINTER = "_CURRENT.json"
 # Spark and pyarrow ignore files whose names start with "_".
 PUBLISHED_MARKER = "_PUBLISHED.json"
 FIGURES_DIR = "_figures"  # "_": Spark and pyarrow skip it when they read a parquet version
-
-
-def is_s3(uri: str) -> bool:
-    return uri.startswith(("s3://", "s3a://"))
-
-
-def join(root: str, *parts: str) -> str:
-    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def filesystem(uri: str, endpoint_url: str | None = None, region: str | None = None):
-    """(pyarrow filesystem, path inside it) for a local path or an s3:// URI."""
-    if is_s3(uri):
-        kwargs: dict[str, Any] = {}
-        if endpoint_url:
-            scheme, _, host = endpoint_url.partition("://")
-            kwargs.update(endpoint_override=host, scheme=scheme)
-        if region:
-            kwargs["region"] = region
-        return pafs.S3FileSystem(**kwargs), uri.split("://", 1)[1]
-    return pafs.LocalFileSystem(), uri
 
 
 @dataclass(frozen=True)
@@ -56,15 +36,18 @@ class Published:
 class VersionedStore:
     """Where asset outputs live: ``root`` is an absolute local folder or ``s3://bucket/prefix``."""
 
-    def __init__(self, root: str, endpoint_url: str | None = None, region: str | None = None,
-                 keep_versions: int = 3):
+    def __init__(self, root: str, endpoint_url: str | None = None, region: str | None = None, keep_versions: int = 3):
         self.root = root.rstrip("/")
         self.endpoint_url = endpoint_url
         self.region = region
         self.keep_versions = keep_versions
 
-    def fs(self, uri: str):
-        return filesystem(uri, self.endpoint_url, self.region)
+    @property
+    def location(self) -> Location:
+        return Location(self.endpoint_url, self.region)
+
+    def fs(self, uri: str) -> tuple[pafs.FileSystem, str]:
+        return self.location.filesystem(uri)
 
     def new_version(self, run_id: str) -> str:
         # Sortable by time, unique per run and attempt.
@@ -74,15 +57,10 @@ class VersionedStore:
         return join(self.root, asset, f"v={version}")
 
     def write_bytes(self, uri: str, data: bytes) -> None:
-        fs, path = self.fs(uri)
-        fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with fs.open_output_stream(path) as out:
-            out.write(data)
+        write_bytes(uri, data, self.location)
 
     def read_bytes(self, uri: str) -> bytes:
-        fs, path = self.fs(uri)
-        with fs.open_input_stream(path) as inp:
-            return inp.read()
+        return read_bytes(uri, self.location)
 
     def adopt(self, staged_uri: str, uri: str) -> None:
         """Move a staged folder's files to ``uri`` (a new version folder): a rename on a local
@@ -95,7 +73,7 @@ class VersionedStore:
             return
         files = [i for i in fs.get_file_info(pafs.FileSelector(src, recursive=True)) if i.type == pafs.FileType.File]
         for info in files:
-            fs.copy_file(info.path, dst + info.path[len(src):])
+            fs.copy_file(info.path, dst + info.path[len(src) :])
         fs.delete_dir(src)
 
     def write_json_atomic(self, uri: str, record: dict) -> None:
@@ -118,19 +96,22 @@ class VersionedStore:
     def publish(self, asset: str, version: str, info: dict | None = None) -> Published:
         """Point readers of ``asset`` at ``version``; the write of one small object is atomic."""
         uri = self.version_uri(asset, version)
-        record = {"asset": asset, "uri": uri, "version": version, "published_at": time.time(),
-                  "info": info or {}}
+        info = info or {}
+        record = {"asset": asset, "uri": uri, "version": version, "published_at": time.time(), "info": info}
         self.write_json_atomic(join(uri, PUBLISHED_MARKER), record)
         self.write_json_atomic(join(self.root, asset, POINTER), record)
         self._prune(asset, version)
-        return Published(asset, uri, version, record["info"])
+        return Published(asset, uri, version, info)
 
     def versions(self, asset: str) -> list[str]:
         """Every version folder of ``asset``, published or not, oldest first."""
         fs, path = self.fs(join(self.root, asset))
         selector = pafs.FileSelector(path, allow_not_found=True)
-        return sorted(info.base_name[2:] for info in fs.get_file_info(selector)
-                      if info.type == pafs.FileType.Directory and info.base_name.startswith("v="))
+        return sorted(
+            info.base_name[2:]
+            for info in fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("v=")
+        )
 
     def is_published_version(self, asset: str, version: str) -> bool:
         fs, path = self.fs(join(self.version_uri(asset, version), PUBLISHED_MARKER))
@@ -153,16 +134,13 @@ class VersionedStore:
     def require_current(self, asset: str) -> Published:
         published = self.current(asset)
         if published is None:
-            raise FileNotFoundError(
-                f"asset {asset!r} has no published output under {self.root}: materialize it first"
-            )
+            raise FileNotFoundError(f"asset {asset!r} has no published output under {self.root}: materialize it first")
         return published
 
     def _prune(self, asset: str, current_version: str) -> None:
         """Delete published versions older than the current one beyond ``keep_versions``. Never
         newer ones (another run may be writing them) and never unpublished ones: those belong to
-        a live run or are residue of a dead one, which :mod:`fruits_assets.residue` removes."""
-        older = [v for v in self.versions(asset)
-                 if v < current_version and self.is_published_version(asset, v)]
+        a live run or are residue of a dead one, which :mod:`fruits_assets.storage.residue` removes."""
+        older = [v for v in self.versions(asset) if v < current_version and self.is_published_version(asset, v)]
         for version in older[: max(0, len(older) - (self.keep_versions - 1))]:
             self.delete_version(asset, version)

@@ -29,9 +29,15 @@ ACCOUNT = "123456789012"  # moto's default account
 
 def aws_env(endpoint: str, region: str) -> dict[str, str]:
     """Env for boto3/pyarrow clients talking to moto (fake credentials, never real ones)."""
-    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
-            "AWS_EC2_METADATA_DISABLED": "true"}
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 def build_mirror_jar(workdir: Path) -> Path:
@@ -41,8 +47,11 @@ def build_mirror_jar(workdir: Path) -> Path:
     jars = Path(pyspark.__file__).parent / "jars"
     classes = workdir / "classes"
     classes.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["javac", "-d", str(classes), "-cp", f"{jars}/*", str(HERE / "MirrorS3FileSystem.java")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["javac", "-d", str(classes), "-cp", f"{jars}/*", str(HERE / "MirrorS3FileSystem.java")],
+        check=True,
+        capture_output=True,
+    )
     jar = workdir / "mirrorfs.jar"
     subprocess.run(["jar", "cf", str(jar), "-C", str(classes), "fruitsharness"], check=True, capture_output=True)
     return jar
@@ -57,8 +66,13 @@ class FakeEmrCluster(threading.Thread):
         self.mirror = workdir / "emrfs"
         self.step_env, self.master = step_env, master
         self.jar = build_mirror_jar(workdir)
-        self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region,
-                               aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         self.completed: list[tuple[str, str, int]] = []  # (step id, state, exit code)
         self._halt = threading.Event()
 
@@ -78,8 +92,9 @@ class FakeEmrCluster(threading.Thread):
             for cluster in list(self._clusters()):
                 for step in list(cluster.steps):
                     if step.state in ("PENDING", "RUNNING") and all(
-                            s.state in ("COMPLETED", "FAILED", "CANCELLED")
-                            for s in cluster.steps[:cluster.steps.index(step)]):
+                        s.state in ("COMPLETED", "FAILED", "CANCELLED")
+                        for s in cluster.steps[: cluster.steps.index(step)]
+                    ):
                         step.state = "RUNNING"
                         try:
                             self._run_step(cluster, step)
@@ -111,7 +126,7 @@ class FakeEmrCluster(threading.Thread):
                 self.s3.upload_file(str(p), bucket, key)
 
     def _fetch(self, uri: str, dest: Path) -> Path:
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, _, key = uri[len("s3://") :].partition("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         self.s3.download_file(bucket, key, str(dest))
         return dest
@@ -122,31 +137,52 @@ class FakeEmrCluster(threading.Thread):
         # spark-submit --master yarn --deploy-mode client [--conf k=v ...] --py-files ZIP MAIN BUCKET KEY
         confs, i = [], 5
         while args[i] == "--conf":
-            confs += args[i:i + 2]
+            confs += args[i : i + 2]
             i += 2
         assert args[i] == "--py-files", args
         code_zip = self._fetch(args[i + 1], stepdir / "code.zip")
         main = self._fetch(args[i + 2], stepdir / "emr_step_main.py")
         import pyspark
 
-        command = [str(Path(pyspark.__file__).parent / "bin" / "spark-submit"), "--master", self.master,
-                   "--jars", str(self.jar),
-                   "--conf", "spark.hadoop.fs.s3.impl=fruitsharness.MirrorS3FileSystem",
-                   "--conf", "spark.hadoop.fs.s3.impl.disable.cache=true",
-                   "--conf", f"spark.hadoop.fruits.mirror.root={self.mirror}",
-                   "--conf", "spark.ui.enabled=false",
-                   *confs, "--py-files", str(code_zip), str(main), *args[i + 3:]]
-        env = dict(os.environ, **self.step_env, FRUITS_EMR_CLUSTER_ID=cluster.id, PYSPARK_PYTHON=sys.executable,
-                   PYSPARK_DRIVER_PYTHON=sys.executable)
+        command = [
+            str(Path(pyspark.__file__).parent / "bin" / "spark-submit"),
+            "--master",
+            self.master,
+            "--jars",
+            str(self.jar),
+            "--conf",
+            "spark.hadoop.fs.s3.impl=fruitsharness.MirrorS3FileSystem",
+            "--conf",
+            "spark.hadoop.fs.s3.impl.disable.cache=true",
+            "--conf",
+            f"spark.hadoop.fruits.mirror.root={self.mirror}",
+            "--conf",
+            "spark.ui.enabled=false",
+            *confs,
+            "--py-files",
+            str(code_zip),
+            str(main),
+            *args[i + 3 :],
+        ]
+        env = dict(
+            os.environ,
+            **self.step_env,
+            FRUITS_EMR_CLUSTER_ID=cluster.id,
+            PYSPARK_PYTHON=sys.executable,
+            PYSPARK_DRIVER_PYTHON=sys.executable,
+        )
         env.pop("PYTHONPATH", None)  # the code must come from the staged job package, as on EMR
         before = self._sync_down()
         proc = subprocess.run(command, cwd=stepdir, env=env, capture_output=True, text=True)
         self._sync_up(before)
         # EMR copies step logs to <LogUri>/<cluster>/steps/<step>/std{out,err}.gz
-        log_bucket, _, log_prefix = cluster.log_uri.replace("s3n://", "s3://")[len("s3://"):].partition("/")
+        log_bucket, _, log_prefix = cluster.log_uri.replace("s3n://", "s3://")[len("s3://") :].partition("/")
         for name, text in (("stdout.gz", proc.stdout), ("stderr.gz", proc.stderr)):
-            self.s3.put_object(Bucket=log_bucket, Key=f"{log_prefix}{cluster.id}/steps/{step.id}/{name}",
-                               Body=gzip.compress(text.encode()))
+            self.s3.put_object(
+                Bucket=log_bucket,
+                Key=f"{log_prefix}{cluster.id}/steps/{step.id}/{name}",
+                Body=gzip.compress(text.encode()),
+            )
         (stepdir / "stderr.txt").write_text(proc.stderr)
         step.state = "COMPLETED" if proc.returncode == 0 else "FAILED"
         self.completed.append((step.id, step.state, proc.returncode))
@@ -175,5 +211,10 @@ class MotoAws:
         return aws_env(self.endpoint, self.region)
 
     def client(self, service: str):
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )

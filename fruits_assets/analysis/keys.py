@@ -1,0 +1,44 @@
+"""Keys that say when stored work can be reused: equal key, equal result (sha256 of what the
+result depends on, never of the result itself)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pandas as pd
+
+
+def featurizer_key(model_sha256: str, code_version: str) -> str:
+    """The model plus what prepares its input outside it (decode/resize code, Pillow's version)."""
+    import PIL
+
+    return hashlib.sha256(f"{model_sha256}|{code_version}|Pillow {PIL.__version__}".encode()).hexdigest()
+
+
+def content_key(featurizer_key: str, manifest: pd.DataFrame) -> str:
+    """Same key = same feature rows: the featurizer and every (path, fingerprint), order-free."""
+    digest = hashlib.sha256(featurizer_key.encode())
+    for path, fingerprint in sorted(zip(manifest["path"], manifest["fingerprint"])):
+        digest.update(f"\n{path}\0{fingerprint}".encode())
+    return digest.hexdigest()
+
+
+def fit_key(features_info: dict | None, config: dict) -> str | None:
+    """Same key = same PCA: same feature rows (content key) and same PCA settings."""
+    if not features_info or "content_key" not in features_info:
+        return None
+    doc = json.dumps({"features": features_info["content_key"], "config": config}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def probe_key(features: str, source_info: dict | None, config: dict, code_version: str) -> str | None:
+    """Same key = same probe: the same vectors (image_pca's fit and feature keys, or
+    image_features' content key), the same probe settings and code."""
+    if not source_info:
+        return None
+    material = {k: source_info.get(k) for k in ("fit_key", "features_key", "content_key")}
+    if not any(material.values()):
+        return None
+    doc = json.dumps({"features": features, "source": material, "config": config, "code": code_version}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Command lines: ``fruits-assets`` (bucket, EMR cluster, gc, Dagster home) and the run summary."""

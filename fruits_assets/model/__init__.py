@@ -1,0 +1,2 @@
+"""The feature model: Keras build and LiteRT conversion (driver only, imports TensorFlow lazily)
+and the LiteRT runtime that Spark workers run."""

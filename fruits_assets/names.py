@@ -1,0 +1,16 @@
+"""The assets, named once: the graph's order, which are tables and which are models."""
+
+from __future__ import annotations
+
+RAW_IMAGES = "raw_images"
+FEATURE_MODEL = "feature_model"
+IMAGE_FEATURES = "image_features"
+IMAGE_REJECTS = "image_rejects"
+PCA_MODEL = "pca_model"
+IMAGE_PCA = "image_pca"
+FEATURE_PROBE = "feature_probe"
+
+ASSETS = (RAW_IMAGES, FEATURE_MODEL, IMAGE_FEATURES, IMAGE_REJECTS, PCA_MODEL, IMAGE_PCA, FEATURE_PROBE)
+TABLES = (RAW_IMAGES, IMAGE_FEATURES, IMAGE_REJECTS, IMAGE_PCA, FEATURE_PROBE)
+MODELS = (FEATURE_MODEL, PCA_MODEL)
+GROUP = "fruits"  # the asset group shown in the UI

@@ -1,0 +1,319 @@
+"""The emr deployment without AWS: moto's server on 127.0.0.1 for S3 and EMR, a harness playing the
+cluster (see emr_harness/harness.py), the real CLI and the real emr_pyspark_step_launcher."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from fruits_assets.images import sample_data
+from fruits_assets.storage.parts import is_data_part
+from fruits_assets_tests.conftest import REPO, RUN_DIR, add_bad_files, run_env
+from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
+
+BUCKET = "fruits-assets-test"
+INIT_BUCKET = "fruits-assets-init-test"
+REGION = "eu-west-3"
+KMS_KEY = f"arn:aws:kms:{REGION}:111122223333:key/test"  # `emr up` needs one (local-disk encryption)
+CLI = str(Path(sys.executable).with_name("fruits-assets"))
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with MotoAws(REGION) as moto:
+        # moto serves plain http, which the TLS-only policy of `s3 init` rightly refuses (asserted
+        # below): the flow tests use a bucket made without that policy.
+        moto.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield moto
+
+
+def emr_env(tmp_path, aws, images=None, weights="random", **extra):
+    env = run_env(
+        tmp_path,
+        images or tmp_path,
+        weights,
+        FRUITS_DEPLOYMENT="emr",
+        FRUITS_S3_BUCKET=BUCKET,
+        FRUITS_AWS_REGION=REGION,
+        **aws.env,
+    )
+    if images is None:
+        env.pop("FRUITS_IMAGES_DIR")
+    env.update(extra)
+    return env
+
+
+def cli(args, env):
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=RUN_DIR)
+
+
+def test_s3_init_makes_a_private_encrypted_tls_only_bucket(tmp_path, aws):
+    from botocore.exceptions import ClientError
+
+    env = emr_env(tmp_path, aws, FRUITS_S3_BUCKET=INIT_BUCKET)
+    first = cli(["s3", "init"], env)
+    assert first.returncode == 0, first.stderr
+    assert f"created s3://{INIT_BUCKET} in {REGION}" in first.stdout
+    again = cli(["s3", "init"], env)  # idempotent
+    assert again.returncode == 0 and "already exists" in again.stdout
+    s3 = aws.client("s3")
+    with pytest.raises(ClientError, match="Forbidden|AccessDenied"):
+        s3.put_object(Bucket=INIT_BUCKET, Key="x", Body=b"over plain http")  # the policy is enforced
+    BUCKET = INIT_BUCKET  # noqa: N806 - the assertions below read the initialised bucket
+    assert s3.get_bucket_location(Bucket=BUCKET)["LocationConstraint"] == REGION
+    block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    rule = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    [statement] = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    lifecycle = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]}[
+        "expire-step-launcher-staging"
+    ]
+    assert lifecycle["Filter"]["Prefix"] == "emr_staging/" and lifecycle["Expiration"]["Days"] > 0
+
+
+def plan(env, *flags):
+    proc = cli([*flags, "emr", "plan", "--json"], env)
+    return proc, (json.loads(proc.stdout) if proc.returncode == 0 else None)
+
+
+def test_emr_plan_is_complete_and_calls_nothing(tmp_path, aws):
+    # A dead endpoint proves the plan is built without calling AWS.
+    env = emr_env(
+        tmp_path, aws, AWS_ENDPOINT_URL="http://127.0.0.1:9", FRUITS_EMR_MIN_UNITS="3", FRUITS_EMR_MAX_UNITS="12"
+    )
+    proc, out = plan(env)
+    assert proc.returncode == 0, proc.stderr
+    req = out["RunJobFlow"]
+    assert req["ReleaseLabel"].startswith("emr-7.")
+    assert {a["Name"] for a in req["Applications"]} == {"Hadoop", "Spark"}
+    fleets = {f["InstanceFleetType"]: f for f in req["Instances"]["InstanceFleets"]}
+    assert fleets["MASTER"]["TargetSpotCapacity"] == 0 and fleets["MASTER"]["TargetOnDemandCapacity"] == 1
+    assert fleets["CORE"]["TargetSpotCapacity"] == 0 and fleets["CORE"]["TargetOnDemandCapacity"] >= 1
+    task = fleets["TASK"]
+    assert task["TargetSpotCapacity"] > 0 and task["TargetOnDemandCapacity"] == 0
+    spot = task["LaunchSpecifications"]["SpotSpecification"]
+    assert spot["AllocationStrategy"] == "capacity-optimized" and spot["TimeoutAction"] == "SWITCH_TO_ON_DEMAND"
+    assert len(task["InstanceTypeConfigs"]) >= 3
+    assert "LaunchSpecifications" not in fleets["MASTER"] and "LaunchSpecifications" not in fleets["CORE"]
+    limits = req["ManagedScalingPolicy"]["ComputeLimits"]
+    assert (limits["MinimumCapacityUnits"], limits["MaximumCapacityUnits"]) == (3, 12)
+    assert limits["MaximumOnDemandCapacityUnits"] == fleets["CORE"]["TargetOnDemandCapacity"]
+    assert req["AutoTerminationPolicy"]["IdleTimeout"] > 0
+    assert req["LogUri"] == f"s3://{BUCKET}/emr/logs/"
+    [bootstrap] = req["BootstrapActions"]
+    assert bootstrap["ScriptBootstrapAction"]["Path"] == f"s3://{BUCKET}/emr/bootstrap/bootstrap.sh"
+    spark_env = {c["Classification"]: c for c in req["Configurations"]}
+    exports = spark_env["spark-env"]["Configurations"][0]["Properties"]
+    assert exports["PYSPARK_PYTHON"].endswith("python") and exports["FRUITS_DEPLOYMENT"] == "emr"
+    assert "spark.sql.execution.arrow.maxRecordsPerBatch" in spark_env["spark-defaults"]["Properties"]
+    assert {t["Key"] for t in req["Tags"]} >= {"project"}
+    cost = out["estimated_cost"]
+    assert 0 < cost["at_start"]["usd_per_hour"] < cost["at_max_scale"]["usd_per_hour"]
+    assert cost["at_max_scale"]["usd_per_hour"] < cost["at_max_scale_without_spot"]["usd_per_hour"]
+
+
+def test_region_outside_eu_is_refused_unless_allowed(tmp_path, aws):
+    env = emr_env(tmp_path, aws, FRUITS_AWS_REGION="us-east-1")
+    proc, _ = plan(env)
+    assert proc.returncode == 2 and "outside the EU" in proc.stderr and "FRUITS_ALLOW_NON_EU_REGION" in proc.stderr
+    proc, out = plan(env, "--allow-non-eu-region")
+    assert proc.returncode == 0 and out["RunJobFlow"]["Name"] == "fruits-assets"
+    proc, _ = plan(dict(env, FRUITS_ALLOW_NON_EU_REGION="1"))
+    assert proc.returncode == 0
+
+
+def test_missing_bucket_is_a_one_line_error(tmp_path, aws):
+    env = emr_env(tmp_path, aws)
+    env.pop("FRUITS_S3_BUCKET")
+    proc, _ = plan(env)
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip() == "error: FRUITS_S3_BUCKET is not set (required for FRUITS_DEPLOYMENT=emr)"
+    )
+
+
+def test_emr_up_status_down(tmp_path, aws):
+    env = emr_env(tmp_path, aws, FRUITS_EMR_KMS_KEY_ARN=KMS_KEY)
+    up = cli(["emr", "up", "--poll-seconds", "0.2"], env)
+    assert up.returncode == 0, up.stderr
+    cluster_id = up.stdout.strip()
+    assert cluster_id.startswith("j-")
+    staged = aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="emr/bootstrap/")["Contents"]
+    assert {o["Key"] for o in staged} == {"emr/bootstrap/bootstrap.sh", "emr/bootstrap/requirements-emr.txt"}
+    status = cli(["emr", "status", "--cluster-id", cluster_id], env)
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "WAITING"
+    down = cli(["emr", "down"], dict(env, FRUITS_EMR_CLUSTER_ID=cluster_id))
+    assert down.returncode == 0
+    state = json.loads(cli(["emr", "status", "--cluster-id", cluster_id], env).stdout)["state"]
+    assert state.startswith("TERMINAT")
+
+
+def test_emr_up_sends_the_planned_request(aws, monkeypatch):
+    """moto does not keep auto-termination or managed scaling: record what RunJobFlow really sent."""
+    from fruits_assets.emr.cluster import ClusterSpec, create_cluster
+
+    monkeypatch.setenv("FRUITS_S3_BUCKET", BUCKET)
+    monkeypatch.setenv("FRUITS_AWS_REGION", REGION)
+    monkeypatch.setenv("FRUITS_EMR_KMS_KEY_ARN", KMS_KEY)
+    sent = []
+    emr = aws.client("emr")
+    emr.meta.events.register("provide-client-params.emr.RunJobFlow", lambda params, **_: sent.append(params))
+    cluster_id = create_cluster(emr, aws.client("s3"), ClusterSpec.from_env(), poll_s=0.2, timeout_s=60)
+    [request] = sent
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert request["ManagedScalingPolicy"]["ComputeLimits"]["MaximumCapacityUnits"] == 20
+    spot = {f["InstanceFleetType"]: f["TargetSpotCapacity"] for f in request["Instances"]["InstanceFleets"]}
+    assert spot == {"MASTER": 0, "CORE": 0, "TASK": 2}
+    cluster = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    assert cluster["Status"]["State"] == "WAITING" and cluster["ReleaseLabel"] == request["ReleaseLabel"]
+    assert {t["Key"]: t["Value"] for t in cluster["Tags"]}["project"] == "fruits-assets"
+    emr.terminate_job_flows(JobFlowIds=[cluster_id])
+
+
+def test_definitions_validate_in_emr_deployment(tmp_path, aws):
+    env = emr_env(tmp_path, aws, FRUITS_EMR_CLUSTER_ID="j-TESTCLUSTER")
+    proc = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-m", "fruits_assets"],
+        env=env,
+        cwd=RUN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    env.pop("FRUITS_EMR_CLUSTER_ID")
+    proc = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-m", "fruits_assets"],
+        env=env,
+        cwd=RUN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode != 0 and "FRUITS_EMR_CLUSTER_ID is not set" in proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def emr_cluster(tmp_path_factory, aws):
+    """An EMR cluster created by `fruits-assets emr up` on moto, played by the harness."""
+    tmp = tmp_path_factory.mktemp("emr")
+    env = emr_env(tmp, aws, FRUITS_EMR_KMS_KEY_ARN=KMS_KEY)
+    up = cli(["emr", "up", "--poll-seconds", "0.2"], env)
+    assert up.returncode == 0, up.stderr
+    step_env = {**aws.env, "FRUITS_DEPLOYMENT": "emr", "FRUITS_S3_BUCKET": BUCKET, "FRUITS_AWS_REGION": REGION}
+    harness = FakeEmrCluster(aws.endpoint, REGION, tmp / "cluster", step_env)
+    harness.start()
+    yield up.stdout.strip(), harness
+    harness.stop()
+
+
+def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, seeded_weights):
+    cluster_id, harness = emr_cluster
+    images = tmp_path / "Fruits 360"
+    sample_data.generate(images, 20)
+    bad = add_bad_files(images)
+    env = emr_env(tmp_path, aws, images=images, weights=str(seeded_weights), FRUITS_EMR_CLUSTER_ID=cluster_id)
+    select = "*"
+    proc = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions", "--select", select],
+        env=env,
+        cwd=RUN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:] + "".join(
+        p.read_text()[-3000:] for p in (harness.workdir / "steps").rglob("stderr.txt")
+    )
+    assert "RUN_SUCCESS" in log
+    # the Spark steps ran on the "cluster", through the launcher, and succeeded
+    assert [state for _, state, _ in harness.completed] == ["COMPLETED"] * 4
+    steps = aws.client("emr").list_steps(ClusterId=cluster_id)["Steps"]
+    spark_assets = {"image_features", "pca_model", "image_pca", "feature_probe"}
+    assert {name for name in spark_assets if any(s["Name"].endswith(name) for s in steps)} == spark_assets
+    # its events came back into this run: check results computed on the cluster, then its logs
+    assert "Asset check 'counts_reconcile' on 'image_features' passed" in log
+    assert f"featurized {20 + len(bad)} images ({len(bad)} rejected)" in log
+    assert "Spark Driver stdout" in log
+    # images uploaded with labels intact; outputs published in S3
+    s3 = aws.client("s3")
+    keys = {
+        o["Key"]
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="raw/")
+        for o in p.get("Contents", [])
+    }
+    assert "raw/Training/Apple Braeburn/1_100.jpg" in keys and len(keys) == 20 + len(bad)
+    assert any("Clémentine" in k for k in keys)
+    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="assets/image_features/_CURRENT.json")["Body"].read())
+    prefix = pointer["uri"][len(f"s3://{BUCKET}/") :]
+    parts = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+        if is_data_part(o["Key"].rsplit("/", 1)[-1])
+    ]  # not the _images.parquet manifest
+    assert parts, pointer
+    rows = sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows for k in parts)
+    assert rows == 20
+    # PCA fitted and projected on the cluster: the model in its open format, 20 projected rows
+    assert "Asset check 'pca_rows_match' on 'image_pca' passed" in log
+    assert "Asset check 'probe_above_chance' on 'feature_probe'" in log  # the probe ran there too
+    for asset, name in (
+        ("pca_model", "pca.npz"),
+        ("image_pca", "part-00000.parquet"),
+        ("feature_probe", "part-00000.parquet"),
+        ("feature_probe", "_probe.json"),
+    ):
+        pointer = json.loads(s3.get_object(Bucket=BUCKET, Key=f"assets/{asset}/_CURRENT.json")["Body"].read())
+        key = pointer["uri"][len(f"s3://{BUCKET}/") :] + "/" + name
+        assert s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
+    # the tasks' staged parts were moved into the version, nothing left behind (but the empty
+    # "directory" marker pyarrow keeps for the parent)
+    left = s3.list_objects_v2(Bucket=BUCKET, Prefix="emr_staging/outputs/").get("Contents", [])
+    assert [o["Key"] for o in left if o["Size"]] == []
+    # what users open on the cluster's JupyterHub: the notebook, unchanged, on the S3 outputs (catalog,
+    # probe report, figures, image thumbnails read from s3://.../raw/)
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(REPO / "notebooks" / "explore.ipynb", as_version=4)
+    NotebookClient(
+        notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute(env=env)
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert f"published outputs under s3://{BUCKET}/assets" in text and "20 images with features" in text
+
+    # a second run uploads nothing and, incrementally on S3, featurizes only the new image: the
+    # other rows are server-side copied into the new version, the PCA is refitted on 21 rows
+    late = images / "Test" / "Kiwi" / "late_100.jpg"
+    late.write_bytes(next((images / "Training" / "Kiwi").glob("*.jpg")).read_bytes())  # a new path
+    again = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions", "--select", select],
+        env=env,
+        cwd=RUN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = again.stdout + again.stderr
+    assert again.returncode == 0, log[-6000:]
+    assert f"1 uploaded, {20 + len(bad)} already there" in log
+    assert f"incremental: 1 images to featurize, 20 feature rows and {len(bad)} rejections carried over" in log
+    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="assets/image_features/_CURRENT.json")["Body"].read())
+    prefix = pointer["uri"][len(f"s3://{BUCKET}/") :]
+    parts = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
+        if is_data_part(o["Key"].rsplit("/", 1)[-1])
+    ]
+    assert (
+        sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows for k in parts)
+        == 21
+    )
