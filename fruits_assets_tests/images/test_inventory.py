@@ -275,7 +275,8 @@ def test_s3_keys_are_classified_and_folder_markers_ignored(s3_env):
             "label": None,
             "split": None,
             "bytes": len(objects["raw/stray.webp"]),
-            "fingerprint": f"{len(objects['raw/stray.webp'])}:etag:{hashlib.md5(objects['raw/stray.webp']).hexdigest()}",
+            "fingerprint": f"{len(objects['raw/stray.webp'])}:etag:"
+            f"{hashlib.md5(objects['raw/stray.webp']).hexdigest()}",
         },
     ]
     assert result.skipped.to_dict("records") == [
