@@ -16,7 +16,7 @@ def run(args, env, timeout=600):
 
 def test_definitions_validate(tmp_path, sample_images, seeded_weights):
     proc = run(
-        [DAGSTER, "definitions", "validate", "-m", "fruits_assets"], run_env(tmp_path, sample_images, seeded_weights)
+        [DAGSTER, "definitions", "validate", "-m", "fruits_assets.definitions"], run_env(tmp_path, sample_images, seeded_weights)
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Validation successful" in proc.stdout + proc.stderr
@@ -38,7 +38,7 @@ def test_asset_materialize_whole_graph_then_summary(tmp_path, sample_images, see
 
 def test_unknown_deployment_is_a_one_line_error(tmp_path, sample_images, seeded_weights):
     env = run_env(tmp_path, sample_images, seeded_weights, FRUITS_DEPLOYMENT="cloud")
-    proc = run([DAGSTER, "definitions", "validate", "-m", "fruits_assets"], env)
+    proc = run([DAGSTER, "definitions", "validate", "-m", "fruits_assets.definitions"], env)
     assert proc.returncode != 0
     assert "FRUITS_DEPLOYMENT='cloud' is not one of local, emr" in proc.stdout + proc.stderr
 

@@ -352,7 +352,7 @@ def test_explore_notebook_runs_headless_on_the_published_graph(graph_run, monkey
     _, data, _ = graph_run
     monkeypatch.setenv("FRUITS_DATA_ROOT", str(data))  # what `make notebook`'s kernel gets
     monkeypatch.setenv("FRUITS_DEPLOYMENT", "local")
-    notebook = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb", as_version=4)
+    notebook = nbformat.read(Path(__file__).resolve().parents[2] / "notebooks" / "explore.ipynb", as_version=4)
     assert notebook.metadata.kernelspec.name == "fruits-assets"
     # the project kernel is this interpreter: `python3` of this venv stands for it here
     NotebookClient(notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(data)}}).execute()

@@ -180,7 +180,7 @@ def test_emr_up_sends_the_planned_request(aws, monkeypatch):
 def test_definitions_validate_in_emr_deployment(tmp_path, aws):
     env = emr_env(tmp_path, aws, FRUITS_EMR_CLUSTER_ID="j-TESTCLUSTER")
     proc = subprocess.run(
-        [DAGSTER, "definitions", "validate", "-m", "fruits_assets"],
+        [DAGSTER, "definitions", "validate", "-m", "fruits_assets.definitions"],
         env=env,
         cwd=RUN_DIR,
         capture_output=True,
@@ -190,7 +190,7 @@ def test_definitions_validate_in_emr_deployment(tmp_path, aws):
     assert proc.returncode == 0, proc.stderr[-3000:]
     env.pop("FRUITS_EMR_CLUSTER_ID")
     proc = subprocess.run(
-        [DAGSTER, "definitions", "validate", "-m", "fruits_assets"],
+        [DAGSTER, "definitions", "validate", "-m", "fruits_assets.definitions"],
         env=env,
         cwd=RUN_DIR,
         capture_output=True,

@@ -290,7 +290,7 @@ def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monke
         text=True,
     )
     assert probe.returncode == 0, probe.stderr
-    assert probe.stdout.split() == [f"{zipped}/fruits_assets/catalog.py", "[]"]
+    assert probe.stdout.split() == [f"{zipped}/fruits_assets/storage/catalog.py", "[]"]
 
 
 def test_emr_notebook_puts_the_notebook_where_the_hub_lists_it(tmp_path, aws):

@@ -119,7 +119,7 @@ def test_auto_falls_back_to_random_loudly_when_imagenet_is_unreachable(tmp_path)
         capture_output=True,
         text=True,
         timeout=300,
-        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]),
+        cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT")][0]
