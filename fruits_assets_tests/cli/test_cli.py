@@ -16,7 +16,8 @@ def run(args, env, timeout=600):
 
 def test_definitions_validate(tmp_path, sample_images, seeded_weights):
     proc = run(
-        [DAGSTER, "definitions", "validate", "-m", "fruits_assets.definitions"], run_env(tmp_path, sample_images, seeded_weights)
+        [DAGSTER, "definitions", "validate", "-m", "fruits_assets.definitions"],
+        run_env(tmp_path, sample_images, seeded_weights),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Validation successful" in proc.stdout + proc.stderr
