@@ -14,7 +14,10 @@ from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, Supersess
 from . import settings
 from .defs import feature_model, features, pca, probe, raw_images
 from .defs.automation import new_images_sensor, refresh_job
+from .defs.console import console
 from .defs.deployments import emr_resources, local_resources
+from .defs.run_config import CONFIG_BY_OP
+from .errors import install_cli_hooks
 
 # Chosen knowingly: the EMR step launcher (superseded by Pipes, which cannot keep a cluster and an
 # IO manager: docs/architecture.md), asset `kinds` and data versions (beta/preview in 1.13).
@@ -22,6 +25,7 @@ for _category in (SupersessionWarning, BetaWarning, PreviewWarning):
     warnings.filterwarnings("ignore", category=_category)
 
 STAGES = (raw_images, feature_model, features, pca, probe)  # one module per stage, in graph order
+install_cli_hooks({op: list(model.model_fields) for op, model in CONFIG_BY_OP.items()})
 
 
 def build_definitions(deployment: str | None = None) -> Definitions:
@@ -37,6 +41,7 @@ def build_definitions(deployment: str | None = None) -> Definitions:
         executor=executor,
         jobs=[refresh_job],
         sensors=[new_images_sensor],
+        loggers={"console": console},
     )
 
 

@@ -17,6 +17,24 @@ def latest_metadata(instance: DagsterInstance, asset: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in event.asset_materialization.metadata.items()}
 
 
+RATE_MIN_IMAGES = 100  # below this, Spark's start-up dominates: a rate would mislead
+
+
+def _why_random(model: dict) -> str:
+    """Random weights make every number below a pipeline check only: say why they are random."""
+    if model.get("pretrained"):
+        return ""
+    provenance = model.get("provenance") or {}
+    notes = [n for n in provenance.get("notes", []) if "fell back" in n]
+    reason = (
+        notes[0].splitlines()[0][:160] if notes else f"FRUITS_WEIGHTS={provenance.get('weights_setting', 'random')}"
+    )
+    return (
+        f"\n          RANDOM weights ({reason}): features, PCA and probe only check the pipeline;"
+        " set FRUITS_WEIGHTS=imagenet (network) or a path to MobileNetV2 ImageNet weights (.h5)"
+    )
+
+
 def summary_lines(instance: DagsterInstance) -> list[str]:
     meta = {a: latest_metadata(instance, a) for a in ASSETS}
     missing = [a for a, m in meta.items() if not m]
@@ -24,13 +42,18 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
         return [f"not materialized yet: {', '.join(missing)}"]
     pca, raw, model, feats = meta["pca_model"], meta["raw_images"], meta["feature_model"], meta["image_features"]
     probe = meta["feature_probe"]
+    computed = int(feats.get("images_computed") or 0)
+    rate = (
+        f"{feats.get('images_per_second')} images/s including the start of Spark's Python workers"
+        if computed >= RATE_MIN_IMAGES
+        else "too few for a rate"
+    )
     lines = [
         f"images    {raw.get('dagster/row_count')} in {raw.get('classes')} classes from {raw.get('images_root')}"
         f" ({raw.get('skipped')} other files skipped)",
-        f"weights   {model.get('weights_source')} (pretrained={model.get('pretrained')})",
+        f"weights   {model.get('weights_source')} (pretrained={model.get('pretrained')})" + _why_random(model),
         f"features  {feats.get('dagster/row_count')} x {feats.get('feature_dim')}; this run featurized"
-        f" {feats.get('images_computed')} images ({feats.get('images_per_second')} images/s, including the start"
-        f" of Spark's Python workers; steady rates in README 'Performance'),"
+        f" {computed} images ({rate}),"
         f" reused {feats.get('images_reused')}; rejected {meta['image_rejects'].get('dagster/row_count')}",
         f"pca       k={pca.get('k')} explains {pca.get('explained_variance')} (target {pca.get('target')},"
         f" reached={pca.get('target_reached')})",

@@ -34,6 +34,7 @@ CODE_VERSION = "incremental-v1"  # part of the featurizer key: a change recomput
 CHECKS = ["counts_reconcile", "feature_dims", "features_finite", "features_not_constant"]
 MIN_FEATURE_SPREAD = 1e-6  # degenerate (default Keras random init) features have std ~5e-12
 REJECTS_LISTED = 200
+RATE_MIN_IMAGES = 100
 
 
 @dataclass(frozen=True)
@@ -210,12 +211,10 @@ def image_features(
     rejects = incremental.rejects(todo.carried_rejects, summary.loc[~ok], fingerprints)
     checks_seconds = time.perf_counter() - started - seconds - carry_seconds
     if counts.computed:
+        # A rate over a handful of images is Spark's start-up, not featurization: not shown.
+        rate = f": {counts.computed / max(seconds, 1e-9):.1f} images/s" if counts.computed >= RATE_MIN_IMAGES else ""
         context.log.info(
-            "featurized %d images (%d rejected) in %.1fs: %.1f images/s",
-            counts.computed,
-            counts.computed - counts.ok,
-            seconds,
-            counts.computed / max(seconds, 1e-9),
+            "featurized %d images (%d rejected) in %.1fs%s", counts.computed, counts.computed - counts.ok, seconds, rate
         )
     checks = _checks(counts, len(raw_images), written.rows, written.values, dim, spread, len(written.sample))
     yield from audit_or_fail(IMAGE_FEATURES, checks, on_fail=lambda: staging.discard(staged))

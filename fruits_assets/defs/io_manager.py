@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from dagster import (
     ConfigurableIOManager,
+    Failure,
     InitResourceContext,
     InputContext,
     MetadataValue,
@@ -129,7 +130,13 @@ class VersionedIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> Any:
         assert context.upstream_output is not None
         asset = context.upstream_output.asset_key.path[-1]
-        published = RunLedger(self.store, context.step_context.run_id).pinned_input(asset)
+        try:
+            published = RunLedger(self.store, context.step_context.run_id).pinned_input(asset)
+        except FileNotFoundError as exc:
+            step = context.step_context.op_def.name
+            raise expected_error(
+                Failure(f"{exc}, e.g. with --select '+{step}' ({step} and everything upstream)")
+            ) from None
         kind = published.info.get("kind")
         codec = codec_for_kind(kind, f"{asset} {published.uri}")
         if kind in TABLE_KINDS:

@@ -69,7 +69,7 @@ class ProbeConfig(Config):
 
 
 # op name -> its config model (the op of a multi-asset is named after the function)
-CONFIG_BY_OP = {
+CONFIG_BY_OP: dict[str, type[Config]] = {
     "feature_model": FeatureModelConfig,
     "image_features": FeaturizeConfig,
     "pca_model": PcaConfig,
