@@ -12,9 +12,9 @@ from dagster import Definitions, in_process_executor, load_assets_from_modules
 from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
 
 from . import settings
-from .defs import feature_model, features, pca, probe, raw_images
+from .defs import feature_model, features, pca, probe, raw_images, report
 from .defs.automation import new_images_sensor, refresh_job
-from .defs.console import console
+from .defs.console import console, use_as_default
 from .defs.deployments import emr_resources, local_resources
 from .defs.run_config import CONFIG_BY_OP
 from .errors import install_cli_hooks
@@ -24,8 +24,9 @@ from .errors import install_cli_hooks
 for _category in (SupersessionWarning, BetaWarning, PreviewWarning):
     warnings.filterwarnings("ignore", category=_category)
 
-STAGES = (raw_images, feature_model, features, pca, probe)  # one module per stage, in graph order
+STAGES = (raw_images, feature_model, features, pca, probe, report)  # one module per stage, in graph order
 install_cli_hooks({op: list(model.model_fields) for op, model in CONFIG_BY_OP.items()})
+use_as_default()
 
 
 def build_definitions(deployment: str | None = None) -> Definitions:

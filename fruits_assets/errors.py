@@ -11,6 +11,7 @@ that Dagster itself refuses (an unknown field) into one line, and keeps Dagster'
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import sys
 from typing import Any
 
@@ -19,7 +20,9 @@ PREFIX = "fruits-assets: error: "
 
 
 def _print_last_words() -> None:
-    if _LAST_WORDS:
+    # A step process of the multiprocess executor shares the CLI's terminal: the CLI process
+    # prints the line (it learns it from the step's failure event), the step process stays quiet.
+    if _LAST_WORDS and multiprocessing.parent_process() is None:
         print(f"{PREFIX}{_LAST_WORDS[-1]}", file=sys.stderr, flush=True)
 
 
@@ -31,6 +34,17 @@ def expected_error(exc: Exception) -> Exception:
         atexit.register(_print_last_words)
     _LAST_WORDS.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     return exc
+
+
+# Expected mistakes raised in another process (a step of the multiprocess executor, an EMR step)
+# reach this one as serialized errors: known by their class names.
+EXPECTED_CLASS_NAMES = ("ExpectedFailure", "SettingsError")
+
+
+def remember(line: str) -> None:
+    """Record the one line of a mistake raised elsewhere (printed at exit, once)."""
+    if line not in _LAST_WORDS:
+        expected_error(Exception(line))
 
 
 def recorded() -> list[str]:
@@ -52,6 +66,18 @@ def config_error_line(exc: Any, allowed: dict[str, list[str]]) -> str:
     return f"run config {where}: {first.message.split(' Expected')[0]}"
 
 
+def _setting_error_in(exc: BaseException | None) -> Exception | None:
+    """The SettingsError that caused ``exc`` (Dagster wraps what a code location raises), if any."""
+    from .settings import SettingsError
+
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, SettingsError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def install_cli_hooks(allowed_config: dict[str, list[str]]) -> None:
     """For a process that imports the code location (the `dagster` CLI among them)."""
     previous = sys.excepthook
@@ -59,6 +85,11 @@ def install_cli_hooks(allowed_config: dict[str, list[str]]) -> None:
     def hook(kind, value, traceback):
         if kind.__name__ == "DagsterInvalidConfigError" and getattr(value, "errors", None):
             print(f"{PREFIX}{config_error_line(value, allowed_config)}", file=sys.stderr, flush=True)
+            return
+        setting = _setting_error_in(value)
+        if setting is not None:  # e.g. a bad FRUITS_SPARK_MASTER while Dagster loads the code location
+            if not _LAST_WORDS:
+                expected_error(setting)  # printed at exit, once
             return
         previous(kind, value, traceback)
 

@@ -139,6 +139,19 @@ def dagster_home() -> str | None:
     return _env("DAGSTER_HOME")
 
 
+def catalog_run() -> str | None:
+    """FRUITS_CATALOG_RUN: a run id; the catalog then reads the outputs that run wrote or read
+    (the report asset executes the notebook so, before the run publishes), else what is published."""
+    return _env("FRUITS_CATALOG_RUN")
+
+
+def report_notebook() -> str:
+    """FRUITS_REPORT_NOTEBOOK: the notebook the report asset executes (default notebooks/explore.ipynb
+    of the checkout the package runs from)."""
+    default = str(Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb")
+    return _env("FRUITS_REPORT_NOTEBOOK", default)
+
+
 def emr_staging_prefix() -> str:
     """FRUITS_EMR_STAGING_PREFIX (default emr_staging): step packages and staged parts in the bucket."""
     return _env("FRUITS_EMR_STAGING_PREFIX", "emr_staging")

@@ -114,9 +114,10 @@ def run_env(tmp_path: Path, images: Path, weights: Path, **extra: str) -> dict:
 
 
 @contextlib.contextmanager
-def running_webserver(tmp_path: Path, env: dict):
+def running_webserver(tmp_path: Path, env: dict, cwd: Path = RUN_DIR):
     """A real dagster-webserver on 127.0.0.1 for the instance in ``env``; yields a GraphQL client
-    (``client.port``, ``client.log_path``). Runs are launched directly (no daemon to dequeue them)."""
+    (``client.port``, ``client.log_path``). Runs are launched directly (no daemon to dequeue them).
+    The UI shows notebooks only from under ``cwd`` (the code server's working directory)."""
     from dagster_graphql import DagsterGraphQLClient
 
     with open(Path(env["DAGSTER_HOME"]) / "dagster.yaml", "a") as fh:
@@ -133,7 +134,7 @@ def running_webserver(tmp_path: Path, env: dict):
                 "-p",
                 str(port),
             ],
-            cwd=RUN_DIR,
+            cwd=cwd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

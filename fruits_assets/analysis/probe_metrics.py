@@ -64,14 +64,12 @@ def plan_roles(rows: pd.DataFrame, seed: int, max_train_per_class: int = 0) -> P
         }
     roles = [role_of(p, lab, s, seed, has_split, thresholds) for p, lab, s in zip(paths, labels, splits)]
     if has_split:
-        rule = f"trained on the {TRAIN_SPLIT} split, evaluated on the {EVAL_SPLIT} split"
+        rule = f"{TRAIN_SPLIT} -> {EVAL_SPLIT}"  # short: it is one cell of the UI's metadata table
     else:
-        rule = (
-            f"no {TRAIN_SPLIT}/{EVAL_SPLIT} pair of splits: seeded {1 - HOLDOUT_FRACTION:.0%}/"
-            f"{HOLDOUT_FRACTION:.0%} split of all rows (seed {seed})"
-        )
+        share = f"{1 - HOLDOUT_FRACTION:.0%}/{HOLDOUT_FRACTION:.0%}"
+        rule = f"seeded {share} split (no {TRAIN_SPLIT}/{EVAL_SPLIT}; seed {seed})"
     if thresholds:
-        rule += f"; at most {max_train_per_class} training rows per class (seeded choice)"
+        rule += f"; at most {max_train_per_class} training rows per class"
     return ProbePlan(
         pd.Series(roles, index=paths, name="role"),
         sorted(rows.loc[labelled, "label"].astype(str).unique()),

@@ -10,7 +10,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     DataVersion,
-    Failure,
     MaterializeResult,
     MetadataValue,
     asset,
@@ -20,6 +19,7 @@ from ..errors import expected_error
 from ..model.native_logs import tensorflow_notices_dropped
 from ..names import FEATURE_MODEL, GROUP
 from ..storage.artifacts import FeatureModelArtifact
+from .console import ExpectedFailure
 from .resources import PublishedOutputs
 from .run_config import FeatureModelConfig
 
@@ -59,7 +59,7 @@ def feature_model(context: AssetExecutionContext, config: FeatureModelConfig, pu
         with tensorflow_notices_dropped():
             built = build_model(config.weights)
     except WeightsUnavailable as exc:
-        raise expected_error(Failure(str(exc))) from None
+        raise expected_error(ExpectedFailure(str(exc))) from None
     for note in built.notes:
         (context.log.warning if not built.pretrained else context.log.info)(note)
     with tensorflow_notices_dropped():

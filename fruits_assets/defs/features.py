@@ -14,6 +14,7 @@ from dagster import (
     AssetOut,
     DataVersion,
     MaterializeResult,
+    MetadataValue,
     ResourceParam,
     multi_asset,
 )
@@ -21,7 +22,7 @@ from dagster import (
 from ..analysis import incremental
 from ..analysis.keys import content_key, featurizer_key
 from ..names import GROUP, IMAGE_FEATURES, IMAGE_REJECTS
-from ..spark.featurize import FEATURES_SCHEMA, SUMMARY_COLUMNS, FeaturizeOptions, featurize, spark_path_root
+from ..spark.featurize import FEATURES_SCHEMA, SUMMARY_COLUMNS, FeaturizeOptions, featurize
 from ..storage.artifacts import FeatureModelArtifact, StagedParquet
 from ..storage.parts import carry_parts, read_back
 from ..storage.sidecars import load_previous, write_manifest
@@ -171,7 +172,7 @@ def image_features(
             featurize(
                 pyspark.spark_session,
                 todo.compute,
-                spark_path_root(images.spark_root()),
+                images.path_root(),
                 staged,
                 feature_model.model_bytes,
                 options,
@@ -238,7 +239,8 @@ def image_features(
                 "checks_seconds": round(checks_seconds, 2),
                 "images_per_second": round(counts.computed / max(seconds, 1e-9), 1),
                 "feature_std_across_images": round(spread, 6),
-                "preview": metadata.preview_parts(staged, staging.location(), "features"),
+                "preview": metadata.preview_parts(staged, staging.location(), "features", root=images.path_root()),
+                "images_root": MetadataValue.path(images.uri),
                 "model_sha256": feature_model.provenance.get("model_sha256", "")[:12],
                 "weights_source": feature_model.provenance.get("weights_source", ""),
             },
@@ -252,6 +254,9 @@ def image_features(
             value=rejects,
             metadata={
                 "dagster/row_count": counts.rejects,
-                "rejected_files": metadata.table(rejects, {"path": "string", "error": "string"}, REJECTS_LISTED),
+                "rejected_files": metadata.table(
+                    rejects, {"path": "string", "error": "string"}, REJECTS_LISTED, root=images.path_root()
+                ),
+                "images_root": MetadataValue.path(images.uri),
             },
         )

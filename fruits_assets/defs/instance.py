@@ -25,6 +25,9 @@ storage:
         env: DAGSTER_HOME
 telemetry:
   enabled: false
+# Run logs on the console at INFO (Dagster's default is DEBUG: every event of every step).
+python_logs:
+  python_log_level: INFO
 """
 
 

@@ -10,7 +10,6 @@ from typing import Any, Optional
 
 from dagster import (
     ConfigurableIOManager,
-    Failure,
     InitResourceContext,
     InputContext,
     MetadataValue,
@@ -22,11 +21,12 @@ from dagster import (
 from ..errors import expected_error
 from ..settings import SettingsError
 from ..storage.artifacts import ParquetParts, WithFigures
-from ..storage.codecs import TABLE_KINDS, codec_for_kind, codec_for_value, read_table
+from ..storage.codecs import NOTEBOOK, TABLE_KINDS, codec_for_kind, codec_for_value, read_table
 from ..storage.fs import join
 from ..storage.ledger import RunLedger
 from ..storage.residue import collect
 from ..storage.versions import FIGURES_DIR, VersionedStore
+from .console import ExpectedFailure
 from .run_config import check_run_config
 
 
@@ -54,7 +54,15 @@ class VersionedIOManager(ConfigurableIOManager):
                 check_run_config(context.dagster_run.run_config)
             except SettingsError as exc:
                 raise expected_error(exc) from None
-        RunLedger(self.store, context.run_id).register_owner()
+        try:
+            RunLedger(self.store, context.run_id).register_owner()
+        except OSError as exc:  # a missing bucket, no credentials, a read-only folder
+            raise expected_error(
+                ExpectedFailure(
+                    f"outputs root {self.root} cannot be written: {str(exc).splitlines()[0]}; check "
+                    "FRUITS_DATA_ROOT (local) or FRUITS_S3_BUCKET, region and credentials (emr)"
+                )
+            ) from None
         self._collect_residue(context)
 
     def _collect_residue(self, context: InitResourceContext) -> None:
@@ -114,6 +122,8 @@ class VersionedIOManager(ConfigurableIOManager):
             metadata["dagster/column_schema"] = TableSchema(columns=[TableColumn(n, t) for n, t in stored.written])
         for name in figures:
             metadata[f"figure_{name.rsplit('.', 1)[0]}"] = MetadataValue.path(join(stored.uri, FIGURES_DIR, name))
+        if codec is NOTEBOOK:  # the UI's "View Notebook" renders it on the asset page
+            metadata["notebook"] = MetadataValue.notebook(join(stored.uri, NOTEBOOK.file))
         metadata["write_seconds"] = round(time.perf_counter() - started, 2)
         metadata["published"] = (
             f"with this run's other outputs: {', '.join(p.asset for p in stored.published)}"
@@ -135,7 +145,7 @@ class VersionedIOManager(ConfigurableIOManager):
         except FileNotFoundError as exc:
             step = context.step_context.op_def.name
             raise expected_error(
-                Failure(f"{exc}, e.g. with --select '+{step}' ({step} and everything upstream)")
+                ExpectedFailure(f"{exc}, e.g. with --select '+{step}' ({step} and everything upstream)")
             ) from None
         kind = published.info.get("kind")
         codec = codec_for_kind(kind, f"{asset} {published.uri}")

@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
+from ..images.layout import relative_image_path
 from ..storage.fs import Location
 from ..storage.parts import list_parts
 
@@ -24,9 +25,24 @@ def _cell(value):
     return value
 
 
-def table(frame: pd.DataFrame, types: dict[str, str], limit: int | None = None) -> MetadataValue:
-    """``frame``'s columns named in ``types`` (name -> "string" | "int" | "float"), at most ``limit`` rows."""
+def relative(path: object, root: str | None) -> object:
+    """A path as the UI shows it: relative to the image root (given once, beside the table)."""
+    if root is None or not isinstance(path, str):
+        return path
+    try:
+        return relative_image_path(path, root)
+    except ValueError:
+        return path
+
+
+def table(
+    frame: pd.DataFrame, types: dict[str, str], limit: int | None = None, root: str | None = None
+) -> MetadataValue:
+    """``frame``'s columns named in ``types`` (name -> "string" | "int" | "float"), at most ``limit`` rows;
+    with ``root``, the ``path`` column relative to it (the full paths would push the others off-screen)."""
     shown = frame if limit is None else frame.head(limit)
+    if root is not None and "path" in shown.columns:
+        shown = shown.assign(path=shown["path"].map(lambda p: relative(p, root)))
     records = [
         TableRecord({c: _cell(v) for c, v in zip(types, row)})
         for row in shown[list(types)].itertuples(index=False, name=None)
@@ -72,7 +88,9 @@ def abbreviate(vector, shown: int = 4) -> str:
     return f"[{head}, … ({len(values)} values)]" if len(values) > shown else f"[{head}]"
 
 
-def preview_parts(uri: str, location: Location, vector: str, rows: int = PREVIEW_ROWS) -> MetadataValue:
+def preview_parts(
+    uri: str, location: Location, vector: str, rows: int = PREVIEW_ROWS, root: str | None = None
+) -> MetadataValue:
     """The first rows of a folder of parquet parts (path, label, split, abbreviated vector)."""
     fs, _ = location.filesystem(uri)
     parts = list_parts(uri, location)
@@ -88,7 +106,7 @@ def preview_parts(uri: str, location: Location, vector: str, rows: int = PREVIEW
         pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["path", "label", "split", vector])
     ).head(rows)
     head[vector] = head[vector].map(abbreviate)
-    return table(head, {"path": "string", "label": "string", "split": "string", vector: "string"})
+    return table(head, {"path": "string", "label": "string", "split": "string", vector: "string"}, root=root)
 
 
 def sample_points(uri: str, location: Location, limit: int) -> pd.DataFrame:

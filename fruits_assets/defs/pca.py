@@ -27,7 +27,7 @@ from ..storage.parts import read_back
 from ..storage.sidecars import FEATURIZED, PROJECTED, read_info
 from . import metadata
 from .checks import audit_or_fail
-from .resources import FruitsSpark, PublishedOutputs, StagingArea
+from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
 from .reuse import reuse_or_compute, same_key
 from .run_config import PcaConfig
 
@@ -124,6 +124,7 @@ def image_pca(
     context: AssetExecutionContext,
     pca_model: PcaModel,
     image_features: ParquetParts,
+    images: ImageStore,
     staging: StagingArea,
     published: PublishedOutputs,
     pyspark: FruitsSpark,
@@ -193,7 +194,7 @@ def image_pca(
             "k": k,
             "reused": out.reused,
             "project_seconds": round(seconds, 2),
-            "preview": metadata.preview_parts(out.uri, staging.location(), "pca"),
+            "preview": metadata.preview_parts(out.uri, staging.location(), "pca", root=images.path_root()),
             "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
         },
     )

@@ -1,5 +1,6 @@
 """raw_images: the inventory of the image store, every file an image or skipped with a reason."""
 
+from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -15,6 +16,7 @@ from ..errors import expected_error
 from ..images.inventory import listing_digest
 from ..names import GROUP, RAW_IMAGES
 from . import metadata
+from .console import ExpectedFailure
 from .resources import ImageStore
 
 CODE_VERSION = "inventory-v2"  # bumped when the computation changes: Dagster marks downstream stale
@@ -54,11 +56,17 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
 
     In the emr deployment with FRUITS_IMAGES_DIR set, the local folder is first synced to S3.
     """
-    sync_metadata = _sync(context, images) if images.source_dir else {}
     try:
+        sync_metadata = _sync(context, images) if images.source_dir else {}
         scanned = images.scan()
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        raise expected_error(Failure(str(exc))) from None
+        raise expected_error(ExpectedFailure(str(exc))) from None
+    except (BotoCoreError, ClientError) as exc:  # a missing bucket, no credentials, no network
+        raise expected_error(
+            ExpectedFailure(
+                f"image store {images.uri} cannot be read: {exc}; check FRUITS_S3_BUCKET, the region and credentials"
+            )
+        ) from None
     inventory, skipped = scanned.images, scanned.skipped
     skipped_counts = scanned.skipped_counts()
     if skipped_counts:
@@ -71,9 +79,9 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
         )
     if inventory.empty:
         raise expected_error(
-            Failure(
+            ExpectedFailure(
                 f"no image files under {images.uri} ({len(skipped)} other files skipped); "
-                "expected <split>/<label>/<file> in a format Pillow reads (set FRUITS_IMAGES_DIR)"
+                "expected <split>/<label>/<file> images in a format Pillow reads: check FRUITS_IMAGES_DIR"
             )
         )
     unparsed = inventory[inventory["label"].isna()]
@@ -91,10 +99,13 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
                 inventory,
                 {"path": "string", "label": "string", "split": "string", "bytes": "int"},
                 metadata.PREVIEW_ROWS,
+                root=images.path_root(),
             ),
             "skipped": len(skipped),
             "skipped_by_reason": MetadataValue.json(skipped_counts),
-            "skipped_files": metadata.table(skipped, {"path": "string", "reason": "string"}, SKIPPED_LISTED),
+            "skipped_files": metadata.table(
+                skipped, {"path": "string", "reason": "string"}, SKIPPED_LISTED, root=images.path_root()
+            ),
             **sync_metadata,
         },
         data_version=DataVersion(listing_digest(inventory)),  # unchanged images: downstream not stale

@@ -16,6 +16,7 @@ from ..analysis.pca import PcaModel
 from ..errors import expected_error
 from ..images.inventory import Scan, scan
 from ..images.s3_sync import SyncReport, sync_images
+from ..spark.featurize import spark_path_root
 from ..storage.artifacts import FeatureModelArtifact
 from ..storage.codecs import FEATURE_MODEL, PCA, read_table
 from ..storage.fs import Location, filesystem, is_s3, join
@@ -85,6 +86,10 @@ class ImageStore(ConfigurableResource):
     def spark_root(self) -> str:
         """The root: an absolute local folder or the s3:// URI."""
         return self.uri if is_s3(self.uri) else os.path.abspath(self.uri)
+
+    def path_root(self) -> str:
+        """The root as the tables spell image paths (``file:/abs/dir`` or ``s3://bucket/prefix``)."""
+        return spark_path_root(self.spark_root())
 
     def scan(self) -> Scan:
         """Every file under the store: images (path, label, split, bytes) and what was skipped, with

@@ -42,6 +42,13 @@ class ParquetParts:
 
 
 @dataclass(frozen=True)
+class ExecutedNotebook:
+    """A notebook with its outputs (nbformat JSON), stored as ``report.ipynb``."""
+
+    content: bytes
+
+
+@dataclass(frozen=True)
 class WithFigures:
     """An output plus PNG figures the IO manager writes beside it in the same version folder
     (``_figures/<name>``), so they open outside Dagster; readers load ``value`` alone."""

@@ -20,6 +20,7 @@ from ..names import FEATURE_MODEL, FEATURE_PROBE, MODELS, PCA_MODEL, TABLES
 from .codecs import FEATURE_MODEL as FEATURE_MODEL_CODEC
 from .codecs import PCA, read_table
 from .fs import filesystem, join
+from .ledger import RunLedger
 from .sidecars import PROBED
 from .versions import FIGURES_DIR, VersionedStore
 
@@ -45,6 +46,13 @@ def uri(asset: str, version: str | None = None, root: str | None = None) -> str:
     if asset not in TABLES + MODELS:
         raise ValueError(f"unknown asset {asset!r}: one of {', '.join(TABLES + MODELS)}")
     s = store(root)
+    run = settings.catalog_run()
+    if version is None and run:
+        # The report executes this notebook during its run, before the run publishes: read what
+        # the run itself wrote or read.
+        seen = RunLedger(s, run).lookup(asset)
+        if seen is not None:
+            return seen.uri
     if version is None:
         return s.require_current(asset).uri
     version = version[2:] if version.startswith("v=") else version

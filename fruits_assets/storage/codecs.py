@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ..analysis.pca import PcaModel, load_npz, save_npz
-from .artifacts import FeatureModelArtifact, StagedParquet
+from .artifacts import ExecutedNotebook, FeatureModelArtifact, StagedParquet
 from .fs import ensure_dir, join
 from .parts import PART_NAME
 from .versions import VersionedStore
@@ -58,6 +58,18 @@ class PcaCodec:
 
     def read(self, store: VersionedStore, uri: str) -> PcaModel:
         return load_npz(store.read_bytes(join(uri, self.arrays_file)), store.read_bytes(join(uri, self.meta_file)))
+
+
+class NotebookCodec:
+    kind = "notebook"
+    file = "report.ipynb"
+
+    def write(self, store: VersionedStore, uri: str, value: ExecutedNotebook) -> Columns:
+        store.write_bytes(join(uri, self.file), value.content)
+        return ()
+
+    def read(self, store: VersionedStore, uri: str) -> ExecutedNotebook:
+        return ExecutedNotebook(store.read_bytes(join(uri, self.file)))
 
 
 class StagedPartsCodec:
@@ -96,7 +108,8 @@ def read_table(store: VersionedStore, uri: str) -> pd.DataFrame:
 
 
 FEATURE_MODEL, PCA, STAGED_PARTS, PANDAS = FeatureModelCodec(), PcaCodec(), StagedPartsCodec(), PandasCodec()
-BY_KIND: dict[str, Any] = {c.kind: c for c in (FEATURE_MODEL, PCA, STAGED_PARTS, PANDAS)}
+NOTEBOOK = NotebookCodec()
+BY_KIND: dict[str, Any] = {c.kind: c for c in (FEATURE_MODEL, PCA, STAGED_PARTS, PANDAS, NOTEBOOK)}
 TABLE_KINDS = (STAGED_PARTS.kind, PANDAS.kind)
 
 
@@ -107,6 +120,7 @@ def codec_for_value(value: object):
         (pd.DataFrame, PANDAS),
         (FeatureModelArtifact, FEATURE_MODEL),
         (PcaModel, PCA),
+        (ExecutedNotebook, NOTEBOOK),
     ):
         if isinstance(value, typ):
             return codec

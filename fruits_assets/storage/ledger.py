@@ -88,6 +88,14 @@ class RunLedger:
             asset, self.store.version_uri(asset, record["version"]), record["version"], record.get("info", {})
         )
 
+    def lookup(self, asset: str) -> Published | None:
+        """What this run wrote or read of ``asset`` (None if neither), without recording anything."""
+        own = self.produced(asset)
+        if own is not None:
+            return own
+        pinned = self.store.read_json(self._entry_uri("read", asset))
+        return None if pinned is None else Published(asset, pinned["uri"], pinned["version"], pinned.get("info", {}))
+
     def pinned_input(self, asset: str) -> Published:
         """The version of ``asset`` this run reads: its own output, else the version it read first."""
         own = self.produced(asset)

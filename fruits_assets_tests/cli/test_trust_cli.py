@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fruits_assets import names
 from fruits_assets.images import sample_data
 from fruits_assets.storage.ledger import run_ids
 from fruits_assets.storage.versions import VersionedStore
@@ -18,7 +19,7 @@ from fruits_assets_tests.conftest import RUN_DIR, run_env
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 CLI = str(Path(sys.executable).with_name("fruits-assets"))
-ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca", "feature_probe"]
+ASSETS = list(names.ASSETS)
 N_SMALL = 30
 
 

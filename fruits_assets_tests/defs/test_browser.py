@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from fruits_assets import names
 from fruits_assets.images import sample_data
 from fruits_assets_tests.conftest import run_env, running_webserver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ASSETS = ["raw_images", "feature_model", "image_features", "image_rejects", "pca_model", "image_pca", "feature_probe"]
+ASSETS = list(names.ASSETS)
 # The closed network refuses Chromium's background connections; these keep it from trying.
 CHROMIUM_ARGS = [
     "--headless",
@@ -38,7 +39,8 @@ def ui(tmp_path, seeded_weights):
     subprocess.run(
         [str(Path(sys.executable).with_name("fruits-assets")), "home", "init"], env=env, check=True, capture_output=True
     )
-    with running_webserver(tmp_path, env) as client:
+    # Run from the folder that holds the data root: the UI renders the report notebook from there.
+    with running_webserver(tmp_path, env, cwd=tmp_path) as client:
         yield f"http://127.0.0.1:{client.port}", client, tmp_path
 
 
@@ -68,10 +70,10 @@ def test_materialize_all_then_lineage_plots_and_tables(ui):
     base, client, tmp = ui
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(f"{base}/asset-groups", wait_until="domcontentloaded")
-            for asset in ASSETS:  # the lineage lists the seven assets
+            for asset in ASSETS:  # the lineage lists every asset
                 page.get_by_text(asset, exact=True).first.wait_for(timeout=60_000)
             dismiss_welcome_dialog(page)
             page.get_by_role("button", name="Materialize all").first.click()
@@ -84,6 +86,30 @@ def test_materialize_all_then_lineage_plots_and_tables(ui):
                 image.wait_for(timeout=30_000)
                 assert image.evaluate("img => img.complete && img.naturalWidth") > 0
                 page.keyboard.press("Escape")
+
+            # the report: the executed notebook inline, its figures rendered
+            page.goto(f"{base}/assets/report", wait_until="domcontentloaded")
+            page.get_by_role("button", name="View Notebook").first.click(timeout=60_000)
+            frame = page.frame_locator("iframe").first
+            figure = frame.locator('img[src^="data:image/png"]').first
+            figure.wait_for(timeout=60_000)
+            assert figure.evaluate("img => img.complete && img.naturalWidth") > 0
+            assert frame.locator('img[src^="data:image/png"]').count() >= 4
+            page.get_by_role("button", name="Close").first.click()
+
+            # tables fit at 1400 px: every column of the image_features preview is on screen
+            page.goto(f"{base}/assets/image_features", wait_until="domcontentloaded")
+            page.get_by_text("preview", exact=True).first.wait_for(timeout=60_000)
+            show = page.get_by_text("[Show Table]")
+            if show.count():
+                show.first.click()
+            for column in ("path", "label", "split", "features"):
+                header = page.locator("th", has_text=column).first
+                header.wait_for(timeout=30_000)
+                box = header.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1400, (column, box)
+            assert page.get_by_text("file:/").count() == 0  # paths relative to the image root
+            page.keyboard.press("Escape")
 
             page.goto(f"{base}/assets/raw_images", wait_until="domcontentloaded")
             page.get_by_text("per_class", exact=True).first.wait_for(timeout=60_000)

@@ -139,6 +139,31 @@ def test_missing_bucket_is_a_one_line_error(tmp_path, aws):
     )
 
 
+def test_unreachable_image_bucket_is_one_line_through_the_cli(tmp_path, aws):
+    """The emr deployment on a bucket that does not exist: one line naming the store and what to check."""
+    env = emr_env(
+        tmp_path,
+        aws,
+        FRUITS_S3_BUCKET="no-such-fruits-bucket",
+        FRUITS_EMR_CLUSTER_ID="j-NOTUSED",
+        PYTHONWARNINGS="ignore::FutureWarning",
+    )
+    subprocess.run([CLI, "home", "init"], env=env, check=True, capture_output=True)
+    proc = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions", "--select", "raw_images"],
+        env=env,
+        cwd=RUN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1, lines
+    # the run's first write (its owner record, in the outputs root of the same bucket) is refused
+    assert lines[0].startswith("fruits-assets: error: outputs root s3://no-such-fruits-bucket/assets cannot be written")
+    assert "FRUITS_S3_BUCKET, region and credentials" in lines[0]
+
+
 def test_emr_up_status_down(tmp_path, aws):
     env = emr_env(tmp_path, aws, FRUITS_EMR_KMS_KEY_ARN=KMS_KEY)
     up = cli(["emr", "up", "--poll-seconds", "0.2"], env)
