@@ -85,7 +85,8 @@ def main() -> None:
     FruitsSpark(spark_config=conf).spark_session  # noqa: B018 - started here, reported apart
     spark_start = time.perf_counter() - started
 
-    assets = list(build_definitions("local").assets)
+    # The data assets: the report (a notebook over the outputs) is presentation, not the pipeline.
+    assets = [a for a in build_definitions("local").assets if not any(k.path[-1] == "report" for k in a.keys)]
     resources = local_resources(str(data), str(images), conf)
     run_config = {"ops": {"feature_model": {"config": {"weights": weights}}}}
     if args.max_k:

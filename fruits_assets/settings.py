@@ -229,7 +229,7 @@ class EmrSettings:
         return f"s3://{self.bucket}/assets"
 
 
-# -- EMR security settings (README, "Run on AWS EMR"): read by emr/cluster.py ClusterSpec.from_env.
+# -- EMR security settings (docs/emr.md): read by emr/spec.py ClusterSpec.from_env.
 
 JUPYTERHUB_DEFAULT_PASSWORD = "jupyter"  # EMR's documented default for the jovyan admin user
 JUPYTERHUB_MIN_PASSWORD = 12

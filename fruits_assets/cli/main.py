@@ -41,13 +41,10 @@ def cmd_s3_init(args) -> int:
 
 
 def cmd_emr_plan(args) -> int:
-    from ..emr.cluster import (
-        ClusterSpec,
-        cost_summary,
-        run_job_flow_request,
-        security_configuration,
-        security_configuration_name,
-    )
+    from ..emr.cluster import run_job_flow_request
+    from ..emr.costs import cost_summary
+    from ..emr.security import security_configuration, security_configuration_name
+    from ..emr.spec import ClusterSpec
 
     spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
     request = run_job_flow_request(spec)
@@ -76,7 +73,8 @@ def cmd_emr_plan(args) -> int:
 
 
 def cmd_emr_up(args) -> int:
-    from ..emr.cluster import ClusterSpec, create_cluster
+    from ..emr.cluster import create_cluster
+    from ..emr.spec import ClusterSpec
 
     spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
     emr, s3 = _clients(spec.region)
@@ -89,7 +87,8 @@ def cmd_emr_up(args) -> int:
 def cmd_emr_notebook(args) -> int:
     from pathlib import Path
 
-    from ..emr.cluster import ClusterSpec, push_notebook
+    from ..emr.jupyterhub import push_notebook
+    from ..emr.spec import ClusterSpec
 
     path = Path(args.path)
     if not path.is_file():
@@ -104,7 +103,8 @@ def cmd_emr_notebook(args) -> int:
 
 
 def cmd_emr_policy(args) -> int:
-    from ..emr.cluster import ClusterSpec, operator_policy
+    from ..emr.security import operator_policy
+    from ..emr.spec import ClusterSpec
 
     print(json.dumps(operator_policy(ClusterSpec.from_env(args.allow_non_eu_region or None)), indent=2))
     return 0

@@ -87,8 +87,9 @@ def test_materialize_all_then_lineage_plots_and_tables(ui):
                 assert image.evaluate("img => img.complete && img.naturalWidth") > 0
                 page.keyboard.press("Escape")
 
-            # the report: the executed notebook inline, its figures rendered
-            page.goto(f"{base}/assets/report", wait_until="domcontentloaded")
+            # the report: the executed notebook inline (the lineage's side panel), its figures rendered
+            page.goto(f"{base}/asset-groups", wait_until="domcontentloaded")
+            page.get_by_text("report", exact=True).first.click(timeout=60_000)
             page.get_by_role("button", name="View Notebook").first.click(timeout=60_000)
             frame = page.frame_locator("iframe").first
             figure = frame.locator('img[src^="data:image/png"]').first

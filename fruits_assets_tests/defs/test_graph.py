@@ -358,7 +358,7 @@ def test_explore_notebook_runs_headless_on_the_published_graph(graph_run, monkey
     # the project kernel is this interpreter: `python3` of this venv stands for it here
     NotebookClient(notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(data)}}).execute()
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-    assert f"published outputs under {data}" in text and "100 images with features, 10 classes" in text
+    assert f"outputs under {data} (published)" in text and "100 images with features, 10 classes" in text
     report = catalog.probe_report(root=str(data))
     assert f"accuracy from the predictions: {report['accuracy']:.4f}" in text
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]

@@ -20,6 +20,7 @@ from dagster import (
 )
 from PIL import Image
 
+from fruits_assets import names
 from fruits_assets.definitions import build_definitions
 from fruits_assets.defs import features
 from fruits_assets.defs.automation import new_images_sensor
@@ -28,6 +29,7 @@ from fruits_assets.defs.resources import ImageStore
 from fruits_assets.images import sample_data
 from fruits_assets.storage.versions import VersionedStore
 
+DATA = [AssetKey(a) for a in names.DATA_ASSETS]
 SPARK = dict(local_spark_config(), **{"spark.master": "local[2]"})
 N = 40
 
@@ -60,6 +62,7 @@ def world(tmp_path_factory, seeded_weights):
     config = {"ops": {"feature_model": {"config": {"weights": str(seeded_weights)}}}}
 
     def run(run_config=None, **kw):
+        kw.setdefault("selection", DATA)  # the report's notebook is tested with the graph (test_graph.py)
         return materialize(
             list(build_definitions("local").assets), resources=resources, run_config=run_config or config, **kw
         )

@@ -214,7 +214,8 @@ def test_emr_policy_is_rendered_from_settings(tmp_path, aws):
 
 
 def test_emr_up_creates_the_security_configuration_and_sends_it(tmp_path, aws, monkeypatch):
-    from fruits_assets.emr.cluster import ClusterSpec, create_cluster
+    from fruits_assets.emr.cluster import create_cluster
+    from fruits_assets.emr.spec import ClusterSpec
 
     env = env_for(tmp_path, aws)
     _, out = plan(env)
@@ -241,13 +242,8 @@ def test_emr_up_creates_the_security_configuration_and_sends_it(tmp_path, aws, m
 
 
 def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monkeypatch, tmp_path):
-    from fruits_assets.emr.cluster import (
-        JUPYTERHUB_SECRET_KEY,
-        PROJECT_ZIP,
-        ClusterSpec,
-        cluster_state,
-        create_cluster,
-    )
+    from fruits_assets.emr.cluster import cluster_state, create_cluster
+    from fruits_assets.emr.spec import JUPYTERHUB_SECRET_KEY, PROJECT_ZIP, ClusterSpec
 
     for key, value in (
         ("FRUITS_S3_BUCKET", BUCKET),
