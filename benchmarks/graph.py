@@ -33,7 +33,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from featurize import OUT, PeakRss, log, spark_config, weights_file  # noqa: E402
 
-STEPS = ("raw_images", "feature_model", "image_features", "pca_model", "image_pca", "feature_probe")
+from fruits_assets import names  # noqa: E402
+
+# The steps timed: one per data asset (image_rejects is an output of the image_features step).
+STEPS = tuple(a for a in names.DATA_ASSETS if a != names.IMAGE_REJECTS)
 
 
 def step_seconds(instance, run_id: str) -> dict[str, float]:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from dagster import Config
 from pydantic import Field, ValidationError
 
-from .. import settings
+from .. import names, settings
 
 
 class FeatureModelConfig(Config):
@@ -70,10 +70,10 @@ class ProbeConfig(Config):
 
 # op name -> its config model (the op of a multi-asset is named after the function)
 CONFIG_BY_OP: dict[str, type[Config]] = {
-    "feature_model": FeatureModelConfig,
-    "image_features": FeaturizeConfig,
-    "pca_model": PcaConfig,
-    "feature_probe": ProbeConfig,
+    names.FEATURE_MODEL: FeatureModelConfig,
+    names.IMAGE_FEATURES: FeaturizeConfig,  # the multi-asset's op is named after it
+    names.PCA_MODEL: PcaConfig,
+    names.FEATURE_PROBE: ProbeConfig,
 }
 
 

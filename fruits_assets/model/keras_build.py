@@ -142,7 +142,7 @@ def build_model(weights: str) -> BuiltModel:
     source = "s3" if weights.startswith("s3://") else "file"
     local = _download_s3(weights) if source == "s3" else weights
     if not os.path.exists(local):
-        raise WeightsUnavailable(f"weights file {weights} does not exist")
+        raise WeightsUnavailable(f"weights file {weights} does not exist (FRUITS_WEIGHTS or feature_model.weights)")
     model = _architecture(keras, None)
     try:
         model.load_weights(local)

@@ -32,3 +32,34 @@ def test_graphql_lists_assets_and_launches_a_materialization(webserver):
             break
         time.sleep(1)
     assert status == "SUCCESS", webserver.log_path.read_text()[-3000:] if status else "no status"
+
+
+FAILURE_EVENTS = """
+query ($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection { events { __typename ... on ExecutionStepFailureEvent { error { message } } } }
+  }
+}
+"""
+
+
+def test_the_ui_shows_a_mistake_as_its_one_line(webserver, tmp_path):
+    """What the UI shows for a failed step is the same sentence the CLI ends with, not a trace."""
+    missing = tmp_path / "no-such-weights.h5"
+    run_id = webserver.submit_job_execution(
+        "__ASSET_JOB",
+        asset_selection=[["feature_model"]],
+        run_config={"ops": {"feature_model": {"config": {"weights": str(missing)}}}},
+    )
+    deadline, status = time.time() + 300, None
+    while time.time() < deadline:
+        status = webserver.get_run_status(run_id).value
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    assert status == "FAILURE"
+    events = webserver._execute(FAILURE_EVENTS, {"runId": run_id})["logsForRun"]["events"]
+    [message] = [e["error"]["message"] for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+    first = message.strip().splitlines()[0]
+    assert first.startswith("fruits_assets.defs.console.ExpectedFailure: weights file"), message
+    assert str(missing) in first and "FRUITS_WEIGHTS" in first

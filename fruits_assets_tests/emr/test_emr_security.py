@@ -1,4 +1,4 @@
-"""The EMR security baseline (DESIGN.md §8), through the real CLI against moto's server: security
+"""The EMR security baseline (docs/emr.md), through the real CLI against moto's server: security
 configuration (at-rest and optional in-transit encryption, IMDSv2), JupyterHub off unless asked for
 with a real password, cluster visible to its creator only, versioned bucket, the operator's IAM
 policy rendered from settings, and the on-demand cost line."""
