@@ -53,7 +53,7 @@ def table(
 
 
 def per_class(inventory: pd.DataFrame) -> MetadataValue:
-    """One row per class: Training, Test, total; the first row holds the totals."""
+    """One row per class: total, Training, Test; the first row holds the totals."""
     labelled = inventory.assign(
         label=inventory["label"].fillna("(not in <split>/<label>/)"), split=inventory["split"].fillna("(none)")
     )
@@ -76,9 +76,10 @@ def per_class(inventory: pd.DataFrame) -> MetadataValue:
         ]
     )
     frame = pd.concat([totals, counts], ignore_index=True)
-    types = {"label": "string", "Training": "int", "Test": "int", "total": "int"}
+    # The total right after the label: the lineage's narrow side panel shows the first columns.
+    types = {"label": "string", "total": "int", "Training": "int", "Test": "int"}
     if frame["other"].sum():
-        types = {"label": "string", "Training": "int", "Test": "int", "other": "int", "total": "int"}
+        types = {"label": "string", "total": "int", "Training": "int", "Test": "int", "other": "int"}
     return table(frame, types)
 
 
