@@ -17,6 +17,17 @@ def webserver(tmp_path, sample_images, seeded_weights):
         yield client
 
 
+def finished_status(client, run_id: str, timeout_s: float = 300) -> str | None:
+    """The run's status once it has finished (None if it did not within ``timeout_s``)."""
+    deadline, status = time.time() + timeout_s, None
+    while time.time() < deadline:
+        status = client.get_run_status(run_id).value
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status
+        time.sleep(1)
+    return None
+
+
 def test_graphql_lists_assets_and_launches_a_materialization(webserver):
     nodes = webserver._execute(ASSET_NODES)["assetNodes"]
     by_name = {n["assetKey"]["path"][-1]: n for n in nodes}
@@ -25,12 +36,7 @@ def test_graphql_lists_assets_and_launches_a_materialization(webserver):
     assert by_name["image_features"]["hasAssetChecks"]
 
     run_id = webserver.submit_job_execution("__ASSET_JOB", asset_selection=[["raw_images"]])
-    deadline, status = time.time() + 300, None
-    while time.time() < deadline:
-        status = webserver.get_run_status(run_id).value
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(1)
+    status = finished_status(webserver, run_id)
     assert status == "SUCCESS", webserver.log_path.read_text()[-3000:] if status else "no status"
 
 
@@ -51,13 +57,7 @@ def test_the_ui_shows_a_mistake_as_its_one_line(webserver, tmp_path):
         asset_selection=[["feature_model"]],
         run_config={"ops": {"feature_model": {"config": {"weights": str(missing)}}}},
     )
-    deadline, status = time.time() + 300, None
-    while time.time() < deadline:
-        status = webserver.get_run_status(run_id).value
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            break
-        time.sleep(1)
-    assert status == "FAILURE"
+    assert finished_status(webserver, run_id) == "FAILURE"
     events = webserver._execute(FAILURE_EVENTS, {"runId": run_id})["logsForRun"]["events"]
     [message] = [e["error"]["message"] for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
     first = message.strip().splitlines()[0]
