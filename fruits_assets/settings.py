@@ -152,6 +152,23 @@ def report_notebook() -> str:
     return _env("FRUITS_REPORT_NOTEBOOK", default)
 
 
+def keep_versions() -> int:
+    """FRUITS_KEEP_VERSIONS (default 3): table versions whose files are kept (time travel)."""
+    n = integer("FRUITS_KEEP_VERSIONS", 3)
+    if n < 1:
+        raise SettingsError(f"FRUITS_KEEP_VERSIONS={n}: keep at least 1 version")
+    return n
+
+
+def gc_min_age_hours() -> int:
+    """FRUITS_GC_MIN_AGE_HOURS (default 24): uncommitted files, and files of versions beyond
+    FRUITS_KEEP_VERSIONS, are removed once this old (a live run's files are younger)."""
+    n = integer("FRUITS_GC_MIN_AGE_HOURS", 24)
+    if n < 0:
+        raise SettingsError(f"FRUITS_GC_MIN_AGE_HOURS={n}: must be >= 0")
+    return n
+
+
 def emr_staging_prefix() -> str:
     """FRUITS_EMR_STAGING_PREFIX (default emr_staging): step packages and staged parts in the bucket."""
     return _env("FRUITS_EMR_STAGING_PREFIX", "emr_staging")

@@ -128,29 +128,46 @@ def cmd_emr_down(args) -> int:
     return 0
 
 
-def cmd_gc(args) -> int:
-    """Remove what dead runs left (unpublished versions, staged parts, run ledgers) and mark runs
-    whose process died as failed; the same clean-up every run starts with."""
-    from dagster import DagsterInstance
-
+def _io_manager():
     from ..definitions import build_definitions
-    from ..defs.io_manager import VersionedIOManager
-    from ..storage.residue import collect
+    from ..defs.io_manager import TableIOManager
 
     io = (build_definitions().resources or {})["io_manager"]
-    assert isinstance(io, VersionedIOManager)
-    with DagsterInstance.get() as instance:
-        collected = collect(
-            io.store,
-            io.staging_uri,
-            instance,
-            max_age_s=args.max_age_hours * 3600,
-            endpoint_url=io.endpoint_url,
-            region=io.region,
-        )
-    print(collected.summary())
-    for line in collected.versions + collected.staged:
+    assert isinstance(io, TableIOManager)
+    return io
+
+
+def cmd_gc(args) -> int:
+    """Remove files no retained table version references (uncommitted parts of failed or killed
+    runs, versions beyond FRUITS_KEEP_VERSIONS, unreferenced figures, the old layout's folders)
+    once older than the minimum age; the same upkeep every run starts with."""
+    from ..names import ASSETS
+    from ..storage.upkeep import collect
+
+    io = _io_manager()
+    age = io.min_age_hours if args.min_age_hours is None else args.min_age_hours
+    collected = collect(io.lake, tuple(ASSETS), io.keep_versions, age)
+    print(f"{collected.summary()} (kept: the last {io.keep_versions} versions; removed only files older than {age} h)")
+    for line in collected.removed:
         print(f"  removed {line}")
+    return 0
+
+
+def cmd_repair(args) -> int:
+    """Drop damaged files (missing, resized, unreadable) from a table in one commit; the next
+    run recomputes their rows."""
+    from ..names import ASSETS
+    from ..storage.upkeep import repair
+
+    if args.asset not in ASSETS:
+        raise settings.SettingsError(f"unknown asset {args.asset!r}: one of {', '.join(ASSETS)}")
+    removed = repair(_io_manager().lake, args.asset)
+    if not removed:
+        print(f"{args.asset}: every committed file is intact")
+        return 0
+    print(f"{args.asset}: {len(removed)} damaged files dropped from the table; the next run recomputes their rows")
+    for path in removed:
+        print(f"  dropped {path}")
     return 0
 
 
@@ -185,14 +202,19 @@ def parser() -> argparse.ArgumentParser:
     )
     home_init.add_argument("--dagster-home", help="default: $DAGSTER_HOME")
     home_init.set_defaults(fn=cmd_home_init)
-    gc = groups.add_parser("gc", help="remove residue of dead runs; mark runs whose process died as failed")
+    gc = groups.add_parser(
+        "gc", help="remove uncommitted files of failed or killed runs and files of versions beyond retention"
+    )
     gc.add_argument(
-        "--max-age-hours",
-        type=float,
-        default=24,
-        help="runs the instance does not know are taken as dead after this long (default 24)",
+        "--min-age-hours",
+        type=int,
+        default=None,
+        help="remove only files older than this (default FRUITS_GC_MIN_AGE_HOURS, 24): a live run's are younger",
     )
     gc.set_defaults(fn=cmd_gc)
+    rep = groups.add_parser("repair", help="drop damaged files (missing, resized, unreadable) from a table")
+    rep.add_argument("asset", help="the table, e.g. image_features")
+    rep.set_defaults(fn=cmd_repair)
     emr = groups.add_parser("emr").add_subparsers(dest="command", required=True)
     plan = emr.add_parser(
         "plan",

@@ -22,7 +22,7 @@ def audit_or_fail(
         return
     reasons = "; ".join(f"{c.check_name}: {c.description or dict(c.metadata)}" for c in failed)
     raise Failure(
-        f"{asset} not published: blocking check failed ({reasons})",
+        f"{asset} not committed: blocking check failed ({reasons})",
         metadata={"failed_checks": [c.check_name for c in failed]},
     )
 

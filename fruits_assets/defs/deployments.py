@@ -3,7 +3,6 @@ Spark steps shipped to EMR with data in S3."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from functools import cache
@@ -12,8 +11,8 @@ from pathlib import Path
 from dagster import ResourceDefinition
 
 from .. import settings
-from .io_manager import VersionedIOManager
-from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
+from .io_manager import TableIOManager
+from .resources import FruitsSpark, ImageStore, PublishedOutputs
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 LOG4J2_PROPERTIES = (PACKAGE_DIR / "spark" / "log4j2.properties").as_uri()
@@ -42,13 +41,13 @@ def local_resources(
     """Embedded default: local Spark, outputs under FRUITS_DATA_ROOT, images in FRUITS_IMAGES_DIR."""
     spark = FruitsSpark(spark_config=spark_config or local_spark_config())
     root = data_root or settings.data_root()
-    staging = os.path.join(root, "_staging")
     return {
         "pyspark": spark,
         "pyspark_step_launcher": ResourceDefinition.none_resource(description="local: steps run in-process"),
         "images": ImageStore(uri=images_dir or settings.images_dir()),
-        "staging": StagingArea(uri=staging),
-        "io_manager": VersionedIOManager(root=root, staging_uri=staging),
+        "io_manager": TableIOManager(
+            root=root, keep_versions=settings.keep_versions(), min_age_hours=settings.gc_min_age_hours()
+        ),
         "published": PublishedOutputs(root=root),
     }
 
@@ -84,7 +83,6 @@ def emr_resources() -> dict:
     s = settings.EmrSettings.from_env()
     endpoint = settings.s3_endpoint_url()
     spark = FruitsSpark(spark_config=EMR_SPARK_CONFIG)
-    staging = f"s3://{s.bucket}/{s.staging_prefix}/outputs"
     return {
         "pyspark": spark,
         "pyspark_step_launcher": emr_pyspark_step_launcher.configured(
@@ -101,10 +99,12 @@ def emr_resources() -> dict:
             }
         ),
         "images": ImageStore(uri=s.raw_uri, endpoint_url=endpoint, region=s.region, source_dir=s.images_dir),
-        # Under the staging prefix: `fruits-assets s3 init`'s lifecycle rule expires leftovers.
-        "staging": StagingArea(uri=staging, endpoint_url=endpoint, region=s.region),
-        "io_manager": VersionedIOManager(
-            root=s.assets_uri, endpoint_url=endpoint, region=s.region, staging_uri=staging
+        "io_manager": TableIOManager(
+            root=s.assets_uri,
+            endpoint_url=endpoint,
+            region=s.region,
+            keep_versions=settings.keep_versions(),
+            min_age_hours=settings.gc_min_age_hours(),
         ),
         "published": PublishedOutputs(root=s.assets_uri, endpoint_url=endpoint, region=s.region),
     }

@@ -68,7 +68,7 @@ def feature_model(context: AssetExecutionContext, config: FeatureModelConfig, pu
     return _result(artifact, reused_from=None, seconds=time.perf_counter() - started)
 
 
-def _result(model: FeatureModelArtifact, reused_from: str | None, seconds: float) -> MaterializeResult:
+def _result(model: FeatureModelArtifact, reused_from: int | None, seconds: float) -> MaterializeResult:
     p = model.provenance
     return MaterializeResult(
         value=model,
@@ -79,7 +79,7 @@ def _result(model: FeatureModelArtifact, reused_from: str | None, seconds: float
             "model_sha256": (p.get("model_sha256") or "")[:12],  # in full in provenance
             "model_mb": round(len(model.model_bytes) / 1e6, 2),
             "reused": reused_from is not None,
-            "reused_from_version": reused_from or "",
+            "reused_from_version": "" if reused_from is None else reused_from,
             "build_seconds": round(seconds, 2),
             "provenance": MetadataValue.json(p),
         },

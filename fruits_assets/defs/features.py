@@ -23,12 +23,12 @@ from ..analysis import incremental
 from ..analysis.keys import content_key, featurizer_key
 from ..names import GROUP, IMAGE_FEATURES, IMAGE_REJECTS
 from ..spark.featurize import FEATURES_SCHEMA, SUMMARY_COLUMNS, FeaturizeOptions, featurize
-from ..storage.artifacts import FeatureModelArtifact, StagedParquet
-from ..storage.parts import carry_parts, read_back
-from ..storage.sidecars import load_previous, write_manifest
+from ..storage.artifacts import FeatureModelArtifact, NewParts
+from ..storage.parts import read_back, rewrite_survivors
+from ..storage.previous import load_previous
 from . import metadata
 from .checks import audit_or_fail
-from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
+from .resources import FruitsSpark, ImageStore, PublishedOutputs
 from .run_config import FeaturizeConfig
 
 CODE_VERSION = "incremental-v1"  # part of the featurizer key: a change recomputes every row
@@ -135,7 +135,6 @@ def image_features(
     raw_images: pd.DataFrame,
     feature_model: FeatureModelArtifact,
     images: ImageStore,
-    staging: StagingArea,
     published: PublishedOutputs,
     pyspark: FruitsSpark,
     pyspark_step_launcher: ResourceParam[Any],
@@ -145,19 +144,14 @@ def image_features(
     dim = int(feature_model.provenance.get("feature_dim", 1280))
     # What makes a feature row: the model, and the decoding around it (code version, Pillow).
     featurizer = featurizer_key(feature_model.provenance.get("model_sha256", ""), CODE_VERSION)
-    previous = load_previous(
-        published.current_uri(IMAGE_FEATURES), published.read_table(IMAGE_REJECTS), published.location()
-    )
+    lake = published.lake()
+    current = published.snapshot(IMAGE_FEATURES)
+    loaded = load_previous(lake, current, published.read_table(IMAGE_REJECTS))
+    previous = loaded.previous if loaded else None
+    if current is None and lake.legacy(IMAGE_FEATURES):
+        context.log.info("outputs of the previous storage layout are not read: every image is featurized once")
     todo = incremental.plan(raw_images, previous, featurizer, config.full_refresh)
-    context.log.info(
-        "%s: %d images to featurize, %d feature rows and %d rejections carried over, %d removed",
-        todo.reason,
-        len(todo.compute),
-        len(todo.carry_paths),
-        len(todo.carried_rejects),
-        todo.removed,
-    )
-    staged = staging.new_dir(IMAGE_FEATURES, context.run_id)
+    prefix = published.new_prefix(IMAGE_FEATURES, context.run_id)
     options = FeaturizeOptions(
         batch_size=config.batch_size,
         arrow_batch_rows=config.arrow_batch_rows,
@@ -166,24 +160,42 @@ def image_features(
     )
     started = time.perf_counter()
     try:
-        carried = carry_parts(previous.uri, todo.carry_paths, staged, staging.location()) if previous else 0
+        # Unchanged files stay as they are; a file holding a changed or removed image is removed
+        # and its surviving rows rewritten; a new version's rows replace everything.
+        keep = todo.carry_paths if previous is not None and todo.reason == "incremental" else frozenset()
+        rows_by_file = loaded.rows_by_file if loaded else [(u, []) for u in (current.file_uris() if current else [])]
+        removed_idx, rewritten = rewrite_survivors(rows_by_file, keep, prefix, published.location())
+        removes = tuple(current.files[i] for i in removed_idx) if current else ()
+        untouched = [e for i, e in enumerate(current.files) if i not in set(removed_idx)] if current else []
+        carried = rewritten + sum(e.rows or 0 for e in untouched)
+        context.log.info(
+            "%s: %d images to featurize; %d feature rows carried over (%d files untouched, %d rows rewritten), "
+            "%d rejections carried over, %d removed",
+            todo.reason,
+            len(todo.compute),
+            carried,
+            len(untouched),
+            rewritten,
+            len(todo.carried_rejects),
+            todo.removed,
+        )
         carry_seconds = time.perf_counter() - started
         summary = (
             featurize(
                 pyspark.spark_session,
                 todo.compute,
                 images.path_root(),
-                staged,
+                prefix,
                 feature_model.model_bytes,
                 options,
                 images.location(),
-                staging.location(),
+                published.location(),
             )
             if len(todo.compute)
             else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
         )
     except BaseException:
-        staging.discard(staged)
+        published.discard(prefix)
         raise
     seconds = time.perf_counter() - started - carry_seconds
     counts = _counts(summary, carried, len(todo.carried_rejects), dim)
@@ -191,23 +203,20 @@ def image_features(
     fingerprints = raw_images.set_index("path")["fingerprint"]
     rows = incremental.manifest(todo.carry_paths, summary.loc[ok, "path"], fingerprints)
     key = content_key(featurizer, rows)
-    write_manifest(
-        staged,
-        rows,
-        {
-            "featurizer_key": featurizer,
-            "content_key": key,
-            "rows": counts.features,
-            "model": feature_model.provenance.get("model_sha256", ""),
-        },
-        staging.location(),
-    )
+    info = {
+        "featurizer_key": featurizer,
+        "content_key": key,
+        "rows": counts.features,
+        "model": feature_model.provenance.get("model_sha256", ""),
+    }
     per_split = {
         str(k): int(v)
         for k, v in raw_images.loc[raw_images["path"].isin(set(rows["path"])), "split"].value_counts().items()
     }
-    # What was written, from the parquet footers: rows and values must match the summary.
-    written = read_back(staged, 1000, staging.location())
+    # What the table holds once committed, from the parquet footers: rows and values must match.
+    table_uri = lake.table_uri(IMAGE_FEATURES)
+    files = [f"{table_uri}/{e.path}" for e in untouched] + [f"{table_uri}/{n}" for n in lake.written(prefix)]
+    written = read_back(files, 1000, published.location())
     spread = float(written.sample.std(axis=0).mean()) if len(written.sample) > 1 else 0.0
     rejects = incremental.rejects(todo.carried_rejects, summary.loc[~ok], fingerprints)
     checks_seconds = time.perf_counter() - started - seconds - carry_seconds
@@ -218,12 +227,19 @@ def image_features(
             "featurized %d images (%d rejected) in %.1fs%s", counts.computed, counts.computed - counts.ok, seconds, rate
         )
     checks = _checks(counts, len(raw_images), written.rows, written.values, dim, spread, len(written.sample))
-    yield from audit_or_fail(IMAGE_FEATURES, checks, on_fail=lambda: staging.discard(staged))
+    yield from audit_or_fail(IMAGE_FEATURES, checks, on_fail=lambda: published.discard(prefix))
     selected = {asset_key.path[-1] for asset_key in context.selected_asset_keys}
     if IMAGE_FEATURES in selected:
         yield MaterializeResult(
             asset_key=IMAGE_FEATURES,
-            value=StagedParquet(staged, tuple((f.name, str(f.type)) for f in FEATURES_SCHEMA)),
+            value=NewParts(
+                prefix,
+                tuple((f.name, str(f.type)) for f in FEATURES_SCHEMA),
+                FEATURES_SCHEMA,
+                current.version if current else None,
+                removes,
+                info,
+            ),
             metadata={
                 "dagster/row_count": written.rows,
                 "feature_dim": dim,
@@ -231,6 +247,9 @@ def image_features(
                 "rejected": counts.rejects,
                 "images_computed": counts.computed,
                 "images_reused": carried + len(todo.carried_rejects),
+                "files_untouched": len(untouched),
+                "files_removed": len(removes),
+                "rows_rewritten": rewritten,
                 "images_removed": todo.removed,
                 "refresh": todo.reason,
                 "content_key": key,
@@ -239,7 +258,7 @@ def image_features(
                 "checks_seconds": round(checks_seconds, 2),
                 "images_per_second": round(counts.computed / max(seconds, 1e-9), 1),
                 "feature_std_across_images": round(spread, 6),
-                "preview": metadata.preview_parts(staged, staging.location(), "features", root=images.path_root()),
+                "preview": metadata.preview_parts(files, published.location(), "features", root=images.path_root()),
                 "images_root": MetadataValue.path(images.uri),
                 "model_sha256": feature_model.provenance.get("model_sha256", "")[:12],
                 "weights_source": feature_model.provenance.get("weights_source", ""),
@@ -247,7 +266,7 @@ def image_features(
             data_version=DataVersion(key),  # same rows, same model: downstream is not stale
         )
     else:
-        staging.discard(staged)
+        published.discard(prefix)
     if IMAGE_REJECTS in selected:
         yield MaterializeResult(
             asset_key=IMAGE_REJECTS,

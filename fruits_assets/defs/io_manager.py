@@ -1,13 +1,15 @@
-"""IO manager: every asset output goes to a new version folder through its stored kind's codec
-(storage/codecs.py); the run ledger (storage/ledger.py) owns the publish protocol: a run's
-outputs are published together once all of them are written and audited, and a run reads only
-its own inputs."""
+"""IO manager: every asset output is a commit to its Delta table (storage/tables.py), made by the
+step that computed it, after its blocking checks passed; every input is a committed version, the
+same one for the whole run (the version this run committed, else the one its commits recorded)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Optional
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
 from dagster import (
     ConfigurableIOManager,
     InitResourceContext,
@@ -19,34 +21,42 @@ from dagster import (
 )
 
 from ..errors import expected_error
+from ..names import MODELS, REPORT
 from ..settings import SettingsError
-from ..storage.artifacts import ParquetParts, WithFigures
-from ..storage.codecs import NOTEBOOK, TABLE_KINDS, codec_for_kind, codec_for_value, read_table
-from ..storage.fs import join
-from ..storage.ledger import RunLedger
-from ..storage.residue import collect
-from ..storage.versions import FIGURES_DIR, VersionedStore
+from ..storage.artifacts import NewParts, ParquetParts, WithFigures
+from ..storage.codecs import BLOB_SCHEMA, blob_table, blobs_of, part_name, read_frame, read_model
+from ..storage.fs import is_s3, join
+from ..storage.tables import Lake, Snapshot, TableError
+from ..storage.upkeep import collect
 from .console import ExpectedFailure
 from .run_config import check_run_config
 
+# Versions of the inputs each step loaded (run id, step key) -> {asset: version}: its commit
+# records them, so the lineage travels with the data. Input loading and output handling of one
+# step happen in the same process.
+_READS: dict[tuple[str, str], dict[str, int]] = {}
 
-class VersionedIOManager(ConfigurableIOManager):
-    """Stores tables as parquet, the PCA model (npz) and the feature model under
-    ``<root>/<asset>/v=<version>/`` and points ``_CURRENT.json`` at the new version last."""
+
+def _fail(message: str):
+    return expected_error(ExpectedFailure(message))
+
+
+class TableIOManager(ConfigurableIOManager):
+    """Tables, models and the report as Delta tables under ``root``."""
 
     root: str
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
     keep_versions: int = 3
-    staging_uri: Optional[str] = None  # where dead runs' staged parts are collected from
+    min_age_hours: int = 24  # uncommitted or superseded files are removed once this old
 
     @property
-    def store(self) -> VersionedStore:
-        return VersionedStore(self.root, self.endpoint_url, self.region, self.keep_versions)
+    def lake(self) -> Lake:
+        return Lake(self.root, self.endpoint_url, self.region)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        # Every asset's outputs go through here, so this is the first code of ours a run executes:
-        # the place to refuse a bad run config before any work, and to own the run.
+        # The first code of ours a run executes: refuse a bad run config before any work, check
+        # that the outputs root can be reached, and clean what earlier runs left.
         if not context.run_id:
             return
         if context.dagster_run is not None:
@@ -55,38 +65,34 @@ class VersionedIOManager(ConfigurableIOManager):
             except SettingsError as exc:
                 raise expected_error(exc) from None
         try:
-            RunLedger(self.store, context.run_id).register_owner()
+            self._check_root()
         except OSError as exc:  # a missing bucket, no credentials, a read-only folder
-            raise expected_error(
-                ExpectedFailure(
-                    f"outputs root {self.root} cannot be written: {str(exc).splitlines()[0]}; check "
-                    "FRUITS_DATA_ROOT (local) or FRUITS_S3_BUCKET, region and credentials (emr)"
-                )
+            raise _fail(
+                f"outputs root {self.root} cannot be written: {str(exc).splitlines()[0]}; check "
+                "FRUITS_DATA_ROOT (local) or FRUITS_S3_BUCKET, region and credentials (emr)"
             ) from None
-        self._collect_residue(context)
+        from ..names import ASSETS
 
-    def _collect_residue(self, context: InitResourceContext) -> None:
         try:
-            collected = collect(
-                self.store,
-                self.staging_uri,
-                context.instance,
-                context.run_id,
-                endpoint_url=self.endpoint_url,
-                region=self.region,
-            )
-        except OSError as exc:  # cleaning up after others must never fail this run
+            collected = collect(self.lake, tuple(ASSETS), self.keep_versions, self.min_age_hours)
+        except (OSError, TableError) as exc:  # cleaning up after others must never fail this run
             if context.log:
-                context.log.warning(f"residue of earlier runs not collected: {exc}")
+                context.log.warning(f"files of earlier runs not collected: {str(exc).splitlines()[0]}")
             return
-        if context.log and (collected.runs or collected.staged or collected.marked_failed):
-            context.log.info(f"residue of dead runs: {collected.summary()}")
+        if context.log and collected.removed:
+            context.log.info(f"upkeep: {collected.summary()} (uncommitted or beyond {self.keep_versions} versions)")
+
+    def _check_root(self) -> None:
+        fs, path = self.lake.fs(self.root)
+        if not is_s3(self.root):
+            fs.create_dir(path, recursive=True)
+            return
+        bucket = path.split("/", 1)[0]
+        if fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+            raise OSError(f"bucket {bucket} not found")
 
     @staticmethod
-    def _run_assets(context: OutputContext) -> set[str]:
-        """The assets this run was asked to materialize: its outputs are published together
-        once every one of them is written."""
-        step = context.step_context
+    def _run_assets(step) -> set[str]:
         selection = step.dagster_run.asset_selection
         if not selection:  # in-process `materialize()` leaves it empty: the job holds just the selection
             selection = step.job_def.asset_layer.selected_asset_keys
@@ -96,61 +102,100 @@ class VersionedIOManager(ConfigurableIOManager):
         if obj is None:
             return
         asset = context.asset_key.path[-1]
-        store = self.store
+        lake = self.lake
         figures: dict[str, bytes] = {}
         if isinstance(obj, WithFigures):
             figures, obj = obj.figures, obj.value
-        try:
-            codec = codec_for_value(obj)
-        except TypeError as exc:
-            raise TypeError(f"{asset}: {exc}") from None
-
-        def write(uri: str):
-            columns = codec.write(store, uri, obj)
-            for name, png in figures.items():  # after the output: a staged folder is moved in as a whole
-                store.write_bytes(join(uri, FIGURES_DIR, name), png)
-            return columns
-
         started = time.perf_counter()
-        stored = RunLedger(store, context.run_id).store_output(asset, codec.kind, write, self._run_assets(context))
+        inputs = _READS.pop((context.run_id, context.step_context.step.key), {})
+        record: dict[str, Any] = {"run_id": context.run_id, "asset": asset, "inputs": inputs}
+        try:
+            record["figures"] = {name: lake.put_blob(asset, png, ".png") for name, png in figures.items()}
+            version, columns, committed = self._commit(lake, asset, obj, record, context.run_id)
+        except TableError as exc:
+            if isinstance(obj, NewParts) and obj.prefix:
+                lake.discard(obj.prefix)
+            raise _fail(str(exc)) from None
         metadata: dict[str, Any] = {
-            "dagster/uri": MetadataValue.path(stored.uri),
-            "stored_at": MetadataValue.path(stored.uri),
-            "version": stored.version,
+            "dagster/uri": MetadataValue.path(lake.table_uri(asset)),
+            "table_version": version,
+            "committed": f"version {version}" if committed else f"unchanged: version {version} still holds",
+            "computed_from": MetadataValue.json(inputs) if inputs else "",
         }
-        if stored.written:
-            metadata["dagster/column_schema"] = TableSchema(columns=[TableColumn(n, t) for n, t in stored.written])
-        for name in figures:
-            metadata[f"figure_{name.rsplit('.', 1)[0]}"] = MetadataValue.path(join(stored.uri, FIGURES_DIR, name))
-        if codec is NOTEBOOK:  # the UI's "View Notebook" renders it on the asset page
-            metadata["notebook"] = MetadataValue.notebook(join(stored.uri, NOTEBOOK.file))
-        metadata["write_seconds"] = round(time.perf_counter() - started, 2)
-        metadata["published"] = (
-            f"with this run's other outputs: {', '.join(p.asset for p in stored.published)}"
-            if stored.published
-            else "pending: published when every asset of this run is written and audited"
-        )
+        if columns:
+            metadata["dagster/column_schema"] = TableSchema(columns=[TableColumn(n, t) for n, t in columns])
+        for name, rel in record["figures"].items():
+            metadata[f"figure_{name.rsplit('.', 1)[0]}"] = MetadataValue.path(join(lake.table_uri(asset), rel))
+        if asset == REPORT:  # the UI's "View Notebook" renders a file: the content-addressed copy
+            rel = lake.put_blob(asset, blobs_of(obj)["report.ipynb"], ".ipynb")
+            metadata["notebook"] = MetadataValue.notebook(join(lake.table_uri(asset), rel))
+        metadata["commit_seconds"] = round(time.perf_counter() - started, 2)
         context.add_output_metadata(metadata)
-        if stored.published:
-            context.log.info(
-                f"published {len(stored.published)} outputs of run {context.run_id[:8]}: "
-                + ", ".join(f"{p.asset} v={p.version}" for p in stored.published)
-            )
+        if committed:
+            context.log.info(f"committed {asset} version {version}")
+
+    def _commit(self, lake: Lake, asset: str, obj: Any, record: dict, run_id: str) -> tuple[int, tuple, bool]:
+        """(version, columns, whether a commit was made)."""
+        if isinstance(obj, NewParts):
+            if not obj.changes:
+                assert obj.read_version is not None
+                return obj.read_version, obj.columns, False
+            adds = lake.written(obj.prefix) if obj.prefix else []
+            version = lake.commit(asset, obj.schema, adds, list(obj.removes), obj.read_version, {**record, **obj.info})
+            return version, obj.columns, True
+        current = lake.snapshot(asset, verify=False)
+        if isinstance(obj, pd.DataFrame):
+            table = pa.Table.from_pandas(obj, preserve_index=False)
+            columns = tuple((str(c), str(t)) for c, t in obj.dtypes.items())
+        else:
+            table = blob_table(blobs_of(obj))
+            columns = tuple((f.name, str(f.type)) for f in BLOB_SCHEMA)
+            if current is not None and self._same_blobs(lake, current, table):
+                return current.version, columns, False  # the same bytes: nothing to write again
+        name = lake.write_file(asset, part_name(run_id), table)
+        removes = list(current.files) if current else []
+        version = lake.commit(asset, table.schema, [name], removes, current.version if current else None, record)
+        return version, columns, True
+
+    @staticmethod
+    def _same_blobs(lake: Lake, current: Snapshot, table: pa.Table) -> bool:
+        from ..storage.codecs import table_rows
+
+        try:
+            rows = table_rows(lake, current, ["name", "sha256"]).to_pydict()
+        except TableError:
+            return False
+        new = table.select(["name", "sha256"]).to_pydict()
+        return sorted(zip(rows["name"], rows["sha256"])) == sorted(zip(new["name"], new["sha256"]))
 
     def load_input(self, context: InputContext) -> Any:
         assert context.upstream_output is not None
         asset = context.upstream_output.asset_key.path[-1]
+        step = context.step_context
+        lake = self.lake
         try:
-            published = RunLedger(self.store, context.step_context.run_id).pinned_input(asset)
-        except FileNotFoundError as exc:
-            step = context.step_context.op_def.name
-            raise expected_error(
-                ExpectedFailure(f"{exc}, e.g. with --select '+{step}' ({step} and everything upstream)")
-            ) from None
-        kind = published.info.get("kind")
-        codec = codec_for_kind(kind, f"{asset} {published.uri}")
-        if kind in TABLE_KINDS:
+            others = tuple(sorted(self._run_assets(step) - {asset}))
+            version = lake.version_of_run(asset, step.run_id, others)
+            snap = lake.snapshot(asset, version) if version is not None else lake.snapshot(asset)
+        except TableError as exc:
+            raise _fail(str(exc)) from None
+        if snap is None:
+            name = step.op_def.name
+            legacy = (
+                " (outputs of the previous storage layout are not read: recomputed once)" if lake.legacy(asset) else ""
+            )
+            raise _fail(
+                f"asset {asset!r} has no committed table under {self.root}{legacy}: materialize it first, "
+                f"e.g. with --select '+{name}' ({name} and everything upstream)"
+            )
+        _READS.setdefault((step.run_id, step.step.key), {})[asset] = snap.version
+        try:
+            if asset in MODELS or asset == REPORT:
+                return read_model(lake, snap)
             if context.dagster_type.typing_type is ParquetParts:
-                return ParquetParts(published.uri, self.endpoint_url, self.region)
-            return read_table(self.store, published.uri)
-        return codec.read(self.store, published.uri)
+                return ParquetParts(
+                    snap.uri, tuple(snap.file_uris()), snap.version, snap.info, self.endpoint_url, self.region
+                )
+            return read_frame(lake, snap)
+        except TableError as exc:
+            raise _fail(str(exc)) from None

@@ -10,7 +10,6 @@ from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from ..images.layout import relative_image_path
 from ..storage.fs import Location
-from ..storage.parts import list_parts
 
 PREVIEW_ROWS = 10
 
@@ -90,17 +89,18 @@ def abbreviate(vector, shown: int = 4) -> str:
 
 
 def preview_parts(
-    uri: str, location: Location, vector: str, rows: int = PREVIEW_ROWS, root: str | None = None
+    files: list[str], location: Location, vector: str, rows: int = PREVIEW_ROWS, root: str | None = None
 ) -> MetadataValue:
-    """The first rows of a folder of parquet parts (path, label, split, abbreviated vector)."""
-    fs, _ = location.filesystem(uri)
-    parts = list_parts(uri, location)
+    """The first rows of a table's files (path, label, split, abbreviated vector)."""
     frames = []
-    for part in parts:
+    for uri in files:
+        fs, part = location.filesystem(uri)
         with fs.open_input_file(part) as fh:
             pf = pq.ParquetFile(fh)
             if pf.metadata.num_rows:
-                frames.append(next(pf.iter_batches(batch_size=rows)).to_pandas())
+                frames.append(
+                    next(pf.iter_batches(batch_size=rows, columns=["path", "label", "split", vector])).to_pandas()
+                )
         if sum(len(f) for f in frames) >= rows:
             break
     head = (
@@ -110,13 +110,12 @@ def preview_parts(
     return table(head, {"path": "string", "label": "string", "split": "string", vector: "string"}, root=root)
 
 
-def sample_points(uri: str, location: Location, limit: int) -> pd.DataFrame:
-    """x = PC1, y = PC2, label of the first ``limit`` rows spread over the parts (for the scatter
-    of a projection carried over from the previous version)."""
-    fs, _ = location.filesystem(uri)
-    parts = list_parts(uri, location)
-    per_part, frames = max(1, limit // max(1, len(parts))), []
-    for part in parts:
+def sample_points(files: list[str], location: Location, limit: int) -> pd.DataFrame:
+    """x = PC1, y = PC2, label of the first ``limit`` rows spread over the files (for the scatter
+    of a projection carried over from the committed version)."""
+    per_part, frames = max(1, limit // max(1, len(files))), []
+    for uri in files:
+        fs, part = location.filesystem(uri)
         with fs.open_input_file(part) as fh:
             pf = pq.ParquetFile(fh)
             if pf.metadata.num_rows:

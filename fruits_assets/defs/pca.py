@@ -22,12 +22,11 @@ from ..analysis.pca import PcaModel
 from ..analysis.plots import explained_variance_png, markdown_image, scatter_png
 from ..names import GROUP, IMAGE_PCA, PCA_MODEL
 from ..spark.pca import PCA_SCHEMA, SCATTER_POINTS, fit_pca, project, row_groups
-from ..storage.artifacts import ParquetParts, StagedParquet, WithFigures
+from ..storage.artifacts import ParquetParts, WithFigures
 from ..storage.parts import read_back
-from ..storage.sidecars import FEATURIZED, PROJECTED, read_info
 from . import metadata
 from .checks import audit_or_fail
-from .resources import FruitsSpark, ImageStore, PublishedOutputs, StagingArea
+from .resources import FruitsSpark, ImageStore, PublishedOutputs
 from .reuse import reuse_or_compute, same_key
 from .run_config import PcaConfig
 
@@ -61,8 +60,8 @@ def pca_model(
     Spark tasks reduce their row groups to moments, the driver merges them and solves one
     1280 x 1280 eigenproblem. Stored as pca.npz + pca.json (open format, see README)."""
     started = time.perf_counter()
-    key = fit_key(read_info(image_features.uri, FEATURIZED, image_features.location()), config.model_dump())
-    previous = published.pca_model() if key else None
+    key = fit_key(image_features.info, config.model_dump())
+    previous, _ = published.pca_model() if key else (None, None)
     reused = previous is not None and same_key({"fit_key": key}, previous.extra)
     if reused:
         # The same feature rows and settings give the same PCA: re-emit the stored model.
@@ -72,7 +71,7 @@ def pca_model(
     else:
         result = fit_pca(
             pyspark.spark_session,
-            image_features.uri,
+            list(image_features.files),
             image_features.location(),
             config.target_variance,
             config.max_k,
@@ -125,7 +124,6 @@ def image_pca(
     pca_model: PcaModel,
     image_features: ParquetParts,
     images: ImageStore,
-    staging: StagingArea,
     published: PublishedOutputs,
     pyspark: FruitsSpark,
     pyspark_step_launcher: ResourceParam[Any],
@@ -134,28 +132,33 @@ def image_pca(
     Tasks read the feature row groups and write their own parts, as featurization does."""
     k = pca_model.k
     started = time.perf_counter()
-    features_info = read_info(image_features.uri, FEATURIZED, image_features.location()) or {}
     # Same model AND the same feature rows (image_features may have been materialized alone since).
-    key = {"fit_key": pca_model.extra.get("fit_key"), "features_key": features_info.get("content_key")}
+    key = {"fit_key": pca_model.extra.get("fit_key"), "features_key": image_features.info.get("content_key")}
     summary = pd.DataFrame({"rows": [0], "non_finite": [0], "bad_dims": [0], "x": [None], "y": [None], "label": [None]})
 
-    def compute(staged: str) -> dict:
+    def compute(prefix: str) -> dict:
         nonlocal summary
         summary = project(
-            pyspark.spark_session, image_features.uri, image_features.location(), pca_model, staged, staging.location()
+            pyspark.spark_session,
+            list(image_features.files),
+            image_features.location(),
+            pca_model,
+            prefix,
+            published.location(),
         )
         return {}
 
-    out = reuse_or_compute(IMAGE_PCA, context.run_id, PROJECTED, key, compute, staging, published)
+    out = reuse_or_compute(IMAGE_PCA, context.run_id, key, compute, published)
+    files = out.files(published)
     seconds = time.perf_counter() - started
     counts = summary[summary["x"].isna()]
     points = summary[summary["x"].notna()]
     n_rows, non_finite, bad_dims = (int(counts[c].sum()) for c in ("rows", "non_finite", "bad_dims"))
-    n_features = sum(u.rows for u in row_groups(image_features.uri, image_features.location()))
-    written = read_back(out.uri, 0, staging.location(), column="pca")
+    n_features = sum(u.rows for u in row_groups(list(image_features.files), image_features.location()))
+    written = read_back(files, 0, published.location(), column="pca")
     if out.reused:
-        n_rows = written.rows  # carried parts: their rows were counted and audited when projected
-        points = metadata.sample_points(out.uri, staging.location(), SCATTER_POINTS)
+        n_rows = written.rows  # the committed version: its rows were counted and audited when projected
+        points = metadata.sample_points(files, published.location(), SCATTER_POINTS)
     scatter = scatter_png(
         points["x"].tolist(),
         points["y"].tolist(),
@@ -183,18 +186,18 @@ def image_pca(
             metadata={"rows_with_nan_or_inf": non_finite},
         ),
     ]
-    yield from audit_or_fail(IMAGE_PCA, checks, on_fail=lambda: staging.discard(out.uri))
+    yield from audit_or_fail(IMAGE_PCA, checks, on_fail=lambda: published.discard(out.prefix) if out.prefix else None)
     yield MaterializeResult(
         asset_key=IMAGE_PCA,
         value=WithFigures(
-            StagedParquet(out.uri, tuple((f.name, str(f.type)) for f in PCA_SCHEMA)), {"pc1_vs_pc2.png": scatter}
+            out.change(tuple((f.name, str(f.type)) for f in PCA_SCHEMA), PCA_SCHEMA), {"pc1_vs_pc2.png": scatter}
         ),
         metadata={
             "dagster/row_count": n_rows,
             "k": k,
             "reused": out.reused,
             "project_seconds": round(seconds, 2),
-            "preview": metadata.preview_parts(out.uri, staging.location(), "pca", root=images.path_root()),
+            "preview": metadata.preview_parts(files, published.location(), "pca", root=images.path_root()),
             "pc1_vs_pc2": MetadataValue.md(markdown_image(scatter, "PC1 vs PC2")),
         },
     )

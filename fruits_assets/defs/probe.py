@@ -22,12 +22,11 @@ from ..analysis.plots import confusion_png, markdown_image
 from ..analysis.probe_metrics import CHANCE_FACTOR, above_chance, evaluate
 from ..names import FEATURE_PROBE, GROUP, IMAGE_PCA
 from ..spark.probe import VECTOR_COLUMN, ProbeFit, fit_probe, native_blas_missing
-from ..storage.artifacts import ParquetParts, StagedParquet, WithFigures
-from ..storage.parts import PART_NAME, write_table
-from ..storage.sidecars import FEATURIZED, PROBED, PROJECTED, read_info
+from ..storage.artifacts import ParquetParts, WithFigures
+from ..storage.parts import write_table
 from . import metadata
 from .checks import rounded
-from .resources import FruitsSpark, PublishedOutputs, StagingArea
+from .resources import FruitsSpark, PublishedOutputs
 from .reuse import reuse_or_compute
 from .run_config import ProbeConfig
 
@@ -140,7 +139,6 @@ def feature_probe(
     config: ProbeConfig,
     image_pca: ParquetParts,
     image_features: ParquetParts,
-    staging: StagingArea,
     published: PublishedOutputs,
     pyspark: FruitsSpark,
     pyspark_step_launcher: ResourceParam[Any],
@@ -149,18 +147,17 @@ def feature_probe(
     (Spark ML) trained on the Training split and evaluated on the Test split (a seeded 80/20 split
     when there is none), on the PCA projection or, by config, the raw features. One row per
     evaluated image: path, label, split, predicted, correct; the numbers are in metadata and in
-    ``_probe.json`` beside the rows."""
+    in the commit's record."""
     source = image_pca if config.features == IMAGE_PCA else image_features
-    source_info = read_info(source.uri, PROJECTED if config.features == IMAGE_PCA else FEATURIZED, source.location())
-    key = {"probe_key": probe_key(config.features, source_info, config.model_dump(), CODE_VERSION)}
+    key = {"probe_key": probe_key(config.features, source.info, config.model_dump(), CODE_VERSION)}
 
-    def compute(staged: str) -> dict:
+    def compute(prefix: str) -> dict:
         slow = native_blas_missing(pyspark.spark_session)
         if slow:
             context.log.warning(slow)
         fit = fit_probe(
             pyspark.spark_session,
-            source.uri,
+            list(source.files),
             source.location(),
             VECTOR_COLUMN[config.features],
             config.seed,
@@ -169,15 +166,15 @@ def feature_probe(
             config.max_iter,
             config.tol,
         )
-        write_table(staged, PART_NAME.format(0), _rows(fit), staging.location())
-        return _report(fit, config)
+        write_table(f"{prefix}-00000.parquet", _rows(fit), published.location())
+        return {"report": _report(fit, config)}
 
     started = time.perf_counter()
-    out = reuse_or_compute(FEATURE_PROBE, context.run_id, PROBED, key, compute, staging, published)
+    out = reuse_or_compute(FEATURE_PROBE, context.run_id, key, compute, published)
     if out.reused:
         # Same vectors, same settings: the same model and predictions. Carried byte for byte.
         context.log.info("probe inputs and settings unchanged: predictions and numbers reused")
-    report, seconds = out.info, time.perf_counter() - started
+    report, seconds = out.info["report"], time.perf_counter() - started
     passed, threshold, why = above_chance(report)
     (context.log.info if passed else context.log.warning)(
         f"probe on {report['features']}: {why}; {report['eval_rows']} evaluated images, {report['classes']} classes"
@@ -187,7 +184,7 @@ def feature_probe(
     )
     return MaterializeResult(
         value=WithFigures(
-            StagedParquet(out.uri, tuple((f.name, str(f.type)) for f in ROWS_SCHEMA)), {"confusion.png": confusion}
+            out.change(tuple((f.name, str(f.type)) for f in ROWS_SCHEMA), ROWS_SCHEMA), {"confusion.png": confusion}
         ),
         metadata=_metadata(report, out.reused, seconds, confusion),
         check_results=[

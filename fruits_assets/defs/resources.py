@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from typing import Optional
 
 import pandas as pd
@@ -16,11 +15,13 @@ from ..analysis.pca import PcaModel
 from ..errors import expected_error
 from ..images.inventory import Scan, scan
 from ..images.s3_sync import SyncReport, sync_images
+from ..names import FEATURE_MODEL, PCA_MODEL
 from ..spark.featurize import spark_path_root
 from ..storage.artifacts import FeatureModelArtifact
-from ..storage.codecs import FEATURE_MODEL, PCA, read_table
-from ..storage.fs import Location, filesystem, is_s3, join
-from ..storage.versions import VersionedStore
+from ..storage.codecs import read_frame, read_model
+from ..storage.fs import Location, is_s3
+from ..storage.tables import Lake, Snapshot, TableError
+from .console import ExpectedFailure
 
 
 class FruitsSpark(LazyPySparkResource):
@@ -97,73 +98,53 @@ class ImageStore(ConfigurableResource):
         return scan(self.uri, self.endpoint_url, self.region)
 
 
-class StagingArea(ConfigurableResource):
-    """Scratch space for outputs that Spark tasks write themselves (a local folder or
-    ``s3://bucket/prefix``); the IO manager moves them into place. On EMR it sits under the
-    staging prefix whose lifecycle rule expires what a crashed run leaves behind."""
-
-    uri: str
-    endpoint_url: Optional[str] = None
-    region: Optional[str] = None
-
-    def new_dir(self, name: str, run_id: str) -> str:
-        """A fresh folder URI for one output of one run (nothing is created yet)."""
-        # The whole run id: `fruits_assets.storage.residue` finds the folders of dead runs by it.
-        return join(self.uri, f"{name}-{run_id}-{uuid.uuid4().hex[:6]}")
-
-    def location(self) -> Location:
-        """How Spark tasks reach the staging area (endpoint and region passed explicitly)."""
-        return Location(self.endpoint_url, self.region)
-
-    def discard(self, uri: str) -> None:
-        """Delete a staged folder (after a failed run); missing is fine."""
-        fs, path = filesystem(uri, self.endpoint_url, self.region)
-        try:
-            fs.delete_dir(path)
-        except OSError:  # includes FileNotFoundError: nothing was staged
-            pass
-
-
 class PublishedOutputs(ConfigurableResource):
-    """Read access to what is published (the same root as the IO manager), for assets that
-    decide from the last published version whether work is needed at all."""
+    """Read access to the committed tables (the same root as the IO manager), and where a step's
+    tasks write their new files: assets decide from the last committed version whether work is
+    needed at all, and what changes."""
 
     root: str
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
 
-    def store(self) -> VersionedStore:
-        return VersionedStore(self.root, self.endpoint_url, self.region)
+    def lake(self) -> Lake:
+        return Lake(self.root, self.endpoint_url, self.region)
 
     def location(self) -> Location:
         return Location(self.endpoint_url, self.region)
 
-    def feature_model(self) -> tuple[FeatureModelArtifact | None, str | None]:
-        """The published feature model with its version, or (None, None)."""
-        store = self.store()
-        current = store.current("feature_model")
-        if current is None:
+    def snapshot(self, asset: str) -> Optional[Snapshot]:
+        """The newest committed version of ``asset``, its files checked; None if never committed.
+        A damaged table ends the run in one line naming the file and the repair."""
+        try:
+            return self.lake().snapshot(asset)
+        except TableError as exc:
+            raise expected_error(ExpectedFailure(str(exc))) from None
+
+    def new_prefix(self, asset: str, run_id: str) -> str:
+        return self.lake().new_prefix(asset, run_id)
+
+    def discard(self, prefix: str) -> None:
+        self.lake().discard(prefix)
+
+    def _model(self, asset: str):
+        snap = self.snapshot(asset)
+        if snap is None:
             return None, None
         try:
-            return FEATURE_MODEL.read(store, current.uri), current.version
-        except OSError:
-            return None, None
+            return read_model(self.lake(), snap), snap.version
+        except TableError as exc:
+            raise expected_error(ExpectedFailure(str(exc))) from None
 
-    def current_uri(self, asset: str) -> Optional[str]:
-        current = self.store().current(asset)
-        return current.uri if current is not None else None
+    def feature_model(self) -> tuple[FeatureModelArtifact | None, int | None]:
+        """The committed feature model with its version, or (None, None)."""
+        return self._model(FEATURE_MODEL)
 
     def read_table(self, asset: str) -> Optional[pd.DataFrame]:
-        """The published pandas table of ``asset`` (small tables only: rejects), or None."""
-        uri = self.current_uri(asset)
-        return None if uri is None else read_table(self.store(), uri)
+        """The committed pandas table of ``asset`` (small tables only: rejects), or None."""
+        snap = self.snapshot(asset)
+        return None if snap is None else read_frame(self.lake(), snap)
 
-    def pca_model(self) -> PcaModel | None:
-        """The published PCA model, or None."""
-        uri = self.current_uri("pca_model")
-        if uri is None:
-            return None
-        try:
-            return PCA.read(self.store(), uri)
-        except (OSError, KeyError):
-            return None  # an older format: refit
+    def pca_model(self) -> tuple[PcaModel | None, int | None]:
+        """The committed PCA model with its version, or (None, None)."""
+        return self._model(PCA_MODEL)

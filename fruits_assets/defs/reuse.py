@@ -1,23 +1,41 @@
-"""Reuse or compute, once for every asset that stages parts: compare the key of this run's inputs
-with the key stored beside the published version; equal keys carry the published parts over byte
-for byte, otherwise ``compute`` writes new ones. Either way the key is stored with the new parts,
-and a failure discards everything staged."""
+"""Reuse or compute, once for every asset whose tasks write parts: compare the key of this run's
+inputs with the key recorded in the table's newest commit. Equal keys: nothing to do, the
+committed version stands (no copy). Otherwise ``compute`` writes new files under a fresh prefix
+and the change replaces every file of the version read. A failure deletes what was written."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..storage.parts import carry_parts
-from ..storage.sidecars import read_info, write_info
-from .resources import PublishedOutputs, StagingArea
+from ..storage.artifacts import NewParts
+from ..storage.tables import Snapshot
+from .resources import PublishedOutputs
 
 
 @dataclass(frozen=True)
 class Staged:
-    uri: str  # the staged folder, handed to the IO manager
+    prefix: str | None  # where the new files are (None: reused)
     reused: bool
-    info: dict  # the sidecar: the key plus what ``compute`` returned (or the previous one's)
+    info: dict  # the key plus what ``compute`` returned (or the committed version's record)
+    previous: Snapshot | None
+
+    def change(self, columns, schema) -> NewParts:
+        """What the IO manager commits: nothing when reused, else the new files replacing the old."""
+        read = self.previous.version if self.previous else None
+        if self.reused:
+            return NewParts(None, columns, schema, read)
+        removes = self.previous.files if self.previous else ()
+        return NewParts(self.prefix, columns, schema, read, tuple(removes), self.info)
+
+    def files(self, published: PublishedOutputs) -> list[str]:
+        """The files of the table once the change is committed (URIs)."""
+        if self.reused:
+            assert self.previous is not None
+            return self.previous.file_uris()
+        assert self.prefix is not None
+        table = self.prefix.rpartition("/")[0]
+        return [f"{table}/{name}" for name in published.lake().written(self.prefix)]
 
 
 def same_key(key: dict[str, str | None], previous: dict | None) -> bool:
@@ -32,26 +50,17 @@ def same_key(key: dict[str, str | None], previous: dict | None) -> bool:
 def reuse_or_compute(
     asset: str,
     run_id: str,
-    info_name: str,
     key: dict[str, str | None],
     compute: Callable[[str], dict],
-    staging: StagingArea,
     published: PublishedOutputs,
 ) -> Staged:
-    previous_uri = published.current_uri(asset)
-    previous = read_info(previous_uri, info_name, published.location()) if previous_uri else None
-    reused = same_key(key, previous)
-    staged = staging.new_dir(asset, run_id)
+    previous = published.snapshot(asset)
+    if previous is not None and same_key(key, previous.info):
+        return Staged(None, True, previous.info, previous)
+    prefix = published.new_prefix(asset, run_id)
     try:
-        if reused:
-            assert previous_uri is not None and previous is not None
-            carry_parts(previous_uri, None, staged, staging.location())
-            info = previous
-        else:
-            info = {**compute(staged), **key}
-        # Both cases: carry_parts copies data parts only, and the next run looks for this file.
-        write_info(staged, info_name, info, staging.location())
+        info = {**compute(prefix), **key}
     except BaseException:
-        staging.discard(staged)
+        published.discard(prefix)
         raise
-    return Staged(staged, reused, info)
+    return Staged(prefix, False, info, previous)

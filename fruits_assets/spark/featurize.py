@@ -21,7 +21,7 @@ from ..images.layout import parse_image_path, relative_image_path
 from ..images.reader import ImageReader
 from ..model.litert import cached_extractor, model_digest
 from ..storage.fs import Location
-from ..storage.parts import PART_NAME, PartWriter
+from ..storage.parts import PartWriter, part_uri
 
 # One row per inventory image, collected to the driver: every count and check comes from it.
 SUMMARY_DDL = "path string, label string, split string, bytes long, error string, finite boolean, dims int"
@@ -42,6 +42,7 @@ FEATURES_SCHEMA = pa.schema(
         ("label", pa.string()),
         ("split", pa.string()),
         ("features", pa.list_(pa.field("element", pa.float32()))),
+        ("fingerprint", pa.string()),  # of the image the row was computed from (incremental runs)
     ]
 )
 SUMMARY_COLUMNS = tuple(SUMMARY_SCHEMA.names)
@@ -82,7 +83,14 @@ def spark_path_root(root: str) -> str:
 
 
 def featurize_batch(
-    paths: list[str], sizes: list[int], blobs: list, root: str, extractor, options: FeaturizeOptions, writer: PartWriter
+    paths: list[str],
+    sizes: list[int],
+    blobs: list,
+    root: str,
+    extractor,
+    options: FeaturizeOptions,
+    writer: PartWriter,
+    fingerprints: list[str] | None = None,
 ) -> pa.RecordBatch:
     """Features of one batch of images into ``writer``; returns its summary rows (one per image:
     label, split, bytes, error or None, finite, dims)."""
@@ -125,7 +133,11 @@ def featurize_batch(
     all_finite = np.asarray(np.isfinite(features[ok]).all(axis=1))  # for the features_finite check
     for j, i in enumerate(ok):
         finite[i] = bool(all_finite[j])
-    writer.add([paths[i] for i in ok], [labels[i] for i in ok], [splits[i] for i in ok], features[ok])
+    prints = fingerprints or [""] * n
+    writer.add(
+        [[paths[i] for i in ok], [labels[i] for i in ok], [splits[i] for i in ok], [prints[i] for i in ok]],
+        features[ok],
+    )
     dims = [extractor.output_dim if e is None else None for e in errors]
     return pa.RecordBatch.from_arrays(
         [
@@ -153,14 +165,22 @@ def featurize_partition(
 ) -> Iterator[pa.RecordBatch]:
     """Body of a Spark task: inventory (path, bytes) batches in, summary batches out, features
     written to ``part_uri`` (always written, empty or not, so the schema is there)."""
-    writer = PartWriter(part_uri, parts_at, options.row_group_rows, FEATURES_SCHEMA)  # an unwritable output fails first
+    # An unwritable output fails first, before the model loads.
+    writer = PartWriter(part_uri, parts_at, options.row_group_rows, FEATURES_SCHEMA)
     read = ImageReader(images_at, options.read_threads)
     try:
         extractor = cached_extractor(model_bytes, options.batch_size, options.interpreter_threads, digest)
         for batch in batches:
             paths = batch.column("path").to_pylist()
             yield featurize_batch(
-                paths, batch.column("bytes").to_pylist(), read(paths), root, extractor, options, writer
+                paths,
+                batch.column("bytes").to_pylist(),
+                read(paths),
+                root,
+                extractor,
+                options,
+                writer,
+                batch.column("fingerprint").to_pylist(),
             )
     finally:
         read.close()
@@ -171,15 +191,16 @@ def featurize(
     spark,
     inventory: pd.DataFrame,
     root: str,
-    out_uri: str,
+    out_prefix: str,
     model_bytes: bytes,
     options: FeaturizeOptions = FeaturizeOptions(),
     images_at: Location = Location(),
     parts_at: Location = Location(),
 ) -> pd.DataFrame:
-    """Featurize every image of ``inventory`` (path, bytes): features parquet parts written under
-    ``out_uri`` (path, label, split, features float[dim]); returns the summary, one row per image
-    (path, label, split, bytes, error, finite, dims); a rejected image has its reason in ``error``.
+    """Featurize every image of ``inventory`` (path, bytes, fingerprint): features parquet parts
+    written as ``<out_prefix>-<n>.parquet`` (path, label, split, features float[dim], fingerprint);
+    returns the summary, one row per image (path, label, split, bytes, error, finite, dims); a
+    rejected image has its reason in ``error``.
 
     ``root`` is the image store root as the inventory spells paths (``file:/abs/dir`` or
     ``s3://bucket/prefix``). A retried task rewrites the same part file.
@@ -188,11 +209,12 @@ def featurize(
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(options.arrow_batch_rows))
     broadcast = spark.sparkContext.broadcast(model_bytes)
     digest = model_digest(model_bytes)
-    out_uri = out_uri.rstrip("/")
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        part_uri = f"{out_uri}/{PART_NAME.format(_partition_id())}"
-        yield from featurize_partition(batches, part_uri, root, broadcast.value, digest, options, images_at, parts_at)
+        out = part_uri(out_prefix, _partition_id())
+        yield from featurize_partition(batches, out, root, broadcast.value, digest, options, images_at, parts_at)
 
-    rows = spark.createDataFrame(inventory[["path", "bytes"]].astype({"bytes": "int64"})).repartition(parts)
+    columns = inventory[["path", "bytes"]].astype({"bytes": "int64"})
+    columns["fingerprint"] = inventory["fingerprint"].astype(str) if "fingerprint" in inventory else ""
+    rows = spark.createDataFrame(columns).repartition(parts)
     return rows.mapInArrow(run, SUMMARY_DDL).toPandas()

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ..analysis.pca import Moments, PcaModel, fit
 from ..storage.fs import Location
-from ..storage.parts import PART_NAME, PartWriter, list_parts
+from ..storage.parts import PartWriter, part_uri
 from .featurize import _partition_id
 
 PCA_SCHEMA = pa.schema(
@@ -40,13 +40,14 @@ class RowGroup:
     rows: int
 
 
-def row_groups(uri: str, location: Location) -> list[RowGroup]:
-    """Every row group of the parquet parts under ``uri``, from their footers (the work units)."""
+def row_groups(files: list[str], location: Location) -> list[RowGroup]:
+    """Every row group of a table version's files (URIs, from the log), from their footers (the
+    work units)."""
     import pyarrow.parquet as pq
 
-    fs, _ = location.filesystem(uri)
     units = []
-    for part in list_parts(uri, location):
+    for uri in files:
+        fs, part = location.filesystem(uri)
         with fs.open_input_file(part) as fh:
             meta = pq.ParquetFile(fh).metadata
             units += [RowGroup(part, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
@@ -82,12 +83,12 @@ def _read(fs, unit_path: str, index: int, columns: list[str]) -> pa.Table:
         return pq.ParquetFile(fh).read_row_group(index, columns=columns)
 
 
-def moments(spark, uri: str, location: Location) -> tuple[Moments, Moments]:
-    """(moments of the Training rows, moments of the others), one pass over the parts."""
-    units = row_groups(uri, location)
+def moments(spark, files: list[str], location: Location) -> tuple[Moments, Moments]:
+    """(moments of the Training rows, moments of the others), one pass over the files."""
+    units = row_groups(files, location)
     if not units or sum(u.rows for u in units) == 0:
         return Moments.empty(0), Moments.empty(0)
-    store_uri = uri
+    store_uri = files[0]
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fs = location.filesystem(store_uri)[0]
@@ -123,7 +124,7 @@ def moments(spark, uri: str, location: Location) -> tuple[Moments, Moments]:
                 other = m if other is None else other.merge(m)
     first = train or other
     if first is None:
-        raise ValueError(f"no feature rows under {uri}")
+        raise ValueError(f"no feature rows in {len(files)} files")
     dim = first.mean.shape[0]
     return train or Moments.empty(dim), other or Moments.empty(dim)
 
@@ -135,12 +136,12 @@ class PcaFit:
     eig_seconds: float
 
 
-def fit_pca(spark, uri: str, location: Location, target: float, max_k: int, standardize: bool) -> PcaFit:
+def fit_pca(spark, files: list[str], location: Location, target: float, max_k: int, standardize: bool) -> PcaFit:
     """Fit on the Training split when it has rows (all rows otherwise); k from the target."""
     import time
 
     started = time.perf_counter()
-    train, other = moments(spark, uri, location)
+    train, other = moments(spark, files, location)
     middle = time.perf_counter()
     if train.n >= 2:
         model = fit(train, target, max_k, standardize, "Training split")
@@ -150,19 +151,24 @@ def fit_pca(spark, uri: str, location: Location, target: float, max_k: int, stan
 
 
 def project(
-    spark, uri: str, location: Location, model: PcaModel, out_uri: str, out_at: Location, row_group_rows: int = 8192
+    spark,
+    files: list[str],
+    location: Location,
+    model: PcaModel,
+    out_prefix: str,
+    out_at: Location,
+    row_group_rows: int = 8192,
 ) -> pd.DataFrame:
-    """Every feature row projected, written by the tasks as parquet parts under ``out_uri``
+    """Every feature row projected, written by the tasks as parquet parts ``<out_prefix>-<n>.parquet``
     (``path, label, split, pca float[k]``); returns per-task counts and a scatter sample."""
-    units = row_groups(uri, location)
+    units = row_groups(files, location)
     n_tasks = max(1, min(len(units), spark.sparkContext.defaultParallelism))
     per_task_points = max(1, SCATTER_POINTS // n_tasks)
-    out_uri = out_uri.rstrip("/")
-    store_uri = uri
+    store_uri = files[0] if files else out_prefix
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fs = location.filesystem(store_uri)[0]
-        writer = PartWriter(f"{out_uri}/{PART_NAME.format(_partition_id())}", out_at, row_group_rows, PCA_SCHEMA)
+        writer = PartWriter(part_uri(out_prefix, _partition_id()), out_at, row_group_rows, PCA_SCHEMA)
         rows = non_finite = bad = 0
         xs: list[float] = []
         ys: list[float] = []
@@ -181,7 +187,7 @@ def project(
                 paths, labels_, splits = (
                     table.column(c).take(pa.array(keep)).to_pylist() for c in ("path", "label", "split")
                 )
-                writer.add(paths, labels_, splits, projected)
+                writer.add([paths, labels_, splits], projected)
                 rows += len(keep)
                 room = per_task_points - len(xs)
                 if room > 0 and len(keep):

@@ -35,12 +35,15 @@ class ProbeFit:
     dim: int
 
 
-def read_labels(uri: str, location: Location) -> pd.DataFrame:
+def read_labels(files: list[str], location: Location) -> pd.DataFrame:
     """path, label, split of every row (no vectors: a few MB for Fruits-360)."""
     import pyarrow.dataset as ds
 
-    fs, path = location.filesystem(uri)
-    return ds.dataset(path, filesystem=fs, format="parquet").to_table(columns=["path", "label", "split"]).to_pandas()
+    if not files:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in ("path", "label", "split")})
+    fs, _ = location.filesystem(files[0])
+    paths = [location.filesystem(f)[1] for f in files]
+    return ds.dataset(paths, filesystem=fs, format="parquet").to_table(columns=["path", "label", "split"]).to_pandas()
 
 
 def native_blas_missing(spark) -> str | None:
@@ -74,7 +77,7 @@ def _first_length(units, location: Location, uri: str, column: str) -> int:
 
 def fit_probe(
     spark,
-    uri: str,
+    files: list[str],
     location: Location,
     vector_column: str,
     seed: int,
@@ -88,12 +91,12 @@ def fit_probe(
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
 
-    rows = read_labels(uri, location)
+    rows = read_labels(files, location)
     plan = plan_roles(rows, seed, max_train_per_class)
     index = {label: float(i) for i, label in enumerate(plan.classes)}
-    has_split, thresholds, store_uri = plan.has_split, plan.train_thresholds, uri
-    units = row_groups(uri, location)
-    dim = _first_length(units, location, uri, vector_column)
+    has_split, thresholds, store_uri = plan.has_split, plan.train_thresholds, files[0] if files else ""
+    units = row_groups(files, location)
+    dim = _first_length(units, location, store_uri, vector_column)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         fs = location.filesystem(store_uri)[0]

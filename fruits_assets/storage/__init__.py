@@ -1,3 +1,3 @@
-"""Where and how outputs are stored: the filesystem (local or S3), the part format, versions and
-their publish protocol, residue of dead runs, codecs per stored kind, and the catalog that reads
-what is published. No Dagster here."""
+"""Where and how outputs are stored: the filesystem (local or S3), the part format, Delta tables
+and their commits, upkeep (garbage, repair), codecs per kind of value, and the catalog that reads
+what is committed. No Dagster here."""

@@ -20,20 +20,32 @@ class FeatureModelArtifact:
 
 
 @dataclass(frozen=True)
-class StagedParquet:
-    """Parquet parts that Spark tasks wrote themselves under ``uri`` (a staging folder); the IO
-    manager moves them into the asset's new version and publishes it."""
+class NewParts:
+    """A step's change to its table: the files its tasks wrote under ``prefix`` (none when
+    ``prefix`` is None: nothing changed), the committed files it removes, the version it planned
+    from, and its record (keys, counts) for the commit. The IO manager commits it."""
 
-    uri: str
-    columns: tuple[tuple[str, str], ...] = ()  # (name, type) for the column schema metadata
+    prefix: str | None
+    columns: tuple[tuple[str, str], ...]  # (name, type) for the column schema metadata
+    schema: object  # pyarrow.Schema of the table
+    read_version: int | None
+    removes: tuple = ()  # FileEntry of the read version
+    info: dict = field(default_factory=dict)
+
+    @property
+    def changes(self) -> bool:
+        return self.prefix is not None or bool(self.removes)
 
 
 @dataclass(frozen=True)
 class ParquetParts:
-    """A published parquet folder handed to Spark tasks that read its parts themselves (no JVM
-    rows): its URI and how tasks reach it (endpoint and region passed explicitly)."""
+    """A committed table version handed to Spark tasks that read its files themselves (no JVM
+    rows): the files from the log, the version, its record, and how tasks reach it."""
 
     uri: str
+    files: tuple[str, ...]
+    version: int = -1
+    info: dict = field(default_factory=dict)
     endpoint_url: str | None = None
     region: str | None = None
 

@@ -1,11 +1,16 @@
-"""Read published outputs without knowing the storage layout (notebooks, scripts):
+"""Read committed outputs without knowing the storage layout (notebooks, scripts):
 
-    from fruits_assets.storage.catalog import load, versions
-    pca = load("image_pca")                   # pandas, the last published version
+    from fruits_assets.storage.catalog import load, history
+    pca = load("image_pca")                          # pandas, the newest committed version
     features = load("image_features", spark=spark)   # a Spark DataFrame instead
-    model = load("pca_model")                 # fruits_assets.analysis.pca.PcaModel
-    report = probe_report()                   # the feature probe's numbers (accuracy, worst classes, ...)
-    old = load("image_pca", version=versions("image_pca")[0])
+    model = load("pca_model")                        # fruits_assets.analysis.pca.PcaModel
+    old = load("image_pca", version=3)               # time travel: a version number ...
+    then = load("image_pca", as_of="2026-12-04T10:00:00Z")   # ... or a moment
+    report = probe_report()                          # the feature probe's numbers
+    together = consistent()                          # {asset: version} computed from each other
+
+Every table is a Delta table at ``<root>/<asset>``: DuckDB (``delta_scan``), pandas/Polars
+(``deltalake``), Spark with Delta and Athena read it directly (README "Outputs").
 
 The root is the deployment's (FRUITS_DEPLOYMENT: local ``FRUITS_DATA_ROOT``, emr
 ``s3://$FRUITS_S3_BUCKET/assets``), or ``root=`` given explicitly.
@@ -13,80 +18,123 @@ The root is the deployment's (FRUITS_DEPLOYMENT: local ``FRUITS_DATA_ROOT``, emr
 
 from __future__ import annotations
 
-import json
-
 from .. import settings
-from ..names import FEATURE_MODEL, FEATURE_PROBE, MODELS, PCA_MODEL, TABLES
-from .codecs import FEATURE_MODEL as FEATURE_MODEL_CODEC
-from .codecs import PCA, read_table
+from ..names import ASSETS, FEATURE_MODEL, FEATURE_PROBE, IMAGE_FEATURES, IMAGE_PCA, MODELS, PCA_MODEL, REPORT
+from .codecs import read_frame, read_model
 from .fs import filesystem, join
-from .ledger import RunLedger
-from .sidecars import PROBED
-from .versions import FIGURES_DIR, VersionedStore
+from .tables import Lake, Snapshot
 
 
-def store(root: str | None = None) -> VersionedStore:
+def lake(root: str | None = None) -> Lake:
     if root is not None:
-        return VersionedStore(root, settings.s3_endpoint_url())
+        return Lake(root, settings.s3_endpoint_url())
     if settings.deployment() == "emr":
-        return VersionedStore(
+        return Lake(
             f"s3://{settings.require('FRUITS_S3_BUCKET')}/assets", settings.s3_endpoint_url(), settings.aws_region()
         )
-    return VersionedStore(settings.data_root())
+    return Lake(settings.data_root())
 
 
-def versions(asset: str, root: str | None = None) -> list[str]:
-    """Published versions of ``asset`` still kept, newest first."""
-    s = store(root)
-    return [v for v in reversed(s.versions(asset)) if s.is_published_version(asset, v)]
+def _check(asset: str) -> None:
+    if asset not in ASSETS:
+        raise ValueError(f"unknown asset {asset!r}: one of {', '.join(ASSETS)}")
 
 
-def uri(asset: str, version: str | None = None, root: str | None = None) -> str:
-    """Where the published (or the pinned) version of ``asset`` lives."""
-    if asset not in TABLES + MODELS:
-        raise ValueError(f"unknown asset {asset!r}: one of {', '.join(TABLES + MODELS)}")
-    s = store(root)
+def history(asset: str, root: str | None = None) -> list[dict]:
+    """The commits of ``asset``, newest first: version, timestamp (ms), the run and its inputs."""
+    _check(asset)
+    return lake(root).history(asset)
+
+
+def versions(asset: str, root: str | None = None) -> list[int]:
+    """Committed versions of ``asset``, newest first (older ones may have had their files removed
+    by retention: see ``FRUITS_KEEP_VERSIONS``)."""
+    return [h["version"] for h in history(asset, root)]
+
+
+def snapshot(asset: str, version: int | None = None, as_of=None, root: str | None = None) -> Snapshot:
+    """The committed version of ``asset`` read by default: during a run's report, the version that
+    run committed or read (FRUITS_CATALOG_RUN); else ``version``/``as_of``; else the newest."""
+    _check(asset)
+    store = lake(root)
     run = settings.catalog_run()
-    if version is None and run:
-        # The report executes this notebook during its run, before the run publishes: read what
-        # the run itself wrote or read.
-        seen = RunLedger(s, run).lookup(asset)
-        if seen is not None:
-            return seen.uri
-    if version is None:
-        return s.require_current(asset).uri
-    version = version[2:] if version.startswith("v=") else version
-    if not s.is_published_version(asset, version):
-        raise FileNotFoundError(
-            f"{asset} has no published version {version!r} under {s.root} "
-            f"(kept: {', '.join(versions(asset, root)) or 'none'})"
-        )
-    return s.version_uri(asset, version)
+    if version is None and as_of is None and run:
+        version = store.version_of_run(asset, run, tuple(a for a in ASSETS if a != asset))
+    snap = store.snapshot(asset, version, as_of)
+    if snap is None:
+        raise FileNotFoundError(f"asset {asset!r} has no committed table under {store.root}: materialize it first")
+    return snap
 
 
-def load(asset: str, version: str | None = None, spark=None, root: str | None = None):
-    """The published ``asset``: a pandas DataFrame (a Spark DataFrame with ``spark=``) for tables,
+def uri(asset: str, root: str | None = None) -> str:
+    """Where the Delta table of ``asset`` lives."""
+    _check(asset)
+    return lake(root).table_uri(asset)
+
+
+def load(asset: str, version: int | None = None, spark=None, root: str | None = None, as_of=None):
+    """A committed ``asset``: a pandas DataFrame (a Spark DataFrame with ``spark=``) for tables,
     a ``PcaModel`` for pca_model, ``(tflite bytes, provenance dict)`` for feature_model."""
-    where = uri(asset, version, root)
-    s = store(root)
-    if asset == PCA_MODEL:
-        return PCA.read(s, where)
-    if asset == FEATURE_MODEL:
-        model = FEATURE_MODEL_CODEC.read(s, where)
-        return model.model_bytes, model.provenance
+    store = lake(root)
+    snap = snapshot(asset, version, as_of, root)
+    if asset in MODELS or asset == REPORT:
+        value = read_model(store, snap)
+        return (value.model_bytes, value.provenance) if asset == FEATURE_MODEL else value
     if spark is not None:
-        return spark.read.parquet(where)
-    return read_table(s, where)
+        # The files of this version, from the log: plain Spark reads them without Delta's jars.
+        return spark.read.parquet(*snap.file_uris())
+    return read_frame(store, snap)
 
 
-def probe_report(version: str | None = None, root: str | None = None) -> dict:
+def probe_report(version: int | None = None, root: str | None = None) -> dict:
     """The feature probe's numbers (what its metadata shows, per class included) as a dict."""
-    return json.loads(store(root).read_bytes(join(uri(FEATURE_PROBE, version, root), PROBED)))
+    return snapshot(FEATURE_PROBE, version, root=root).info["report"]
 
 
-def figure(asset: str, name: str, version: str | None = None, root: str | None = None) -> bytes:
-    """A PNG written beside a version (``explained_variance.png``, ``pc1_vs_pc2.png``, ``confusion.png``)."""
-    return store(root).read_bytes(join(uri(asset, version, root), FIGURES_DIR, name))
+def figure(asset: str, name: str, version: int | None = None, root: str | None = None) -> bytes:
+    """A PNG recorded with a version (``explained_variance.png``, ``pc1_vs_pc2.png``, ``confusion.png``)."""
+    store = lake(root)
+    snap = snapshot(asset, version, root=root)
+    rel = (snap.info.get("figures") or {})[name]
+    from .fs import read_bytes
+
+    return read_bytes(join(snap.uri, rel), store.location)
+
+
+def consistent(root: str | None = None) -> dict[str, int]:
+    """Versions of pca_model, image_pca and image_features that were computed from each other:
+    the newest image_pca version whose model was fitted on the same image_features version it
+    projected (recorded in the commits), whatever other runs committed since."""
+    store = lake(root)
+    for entry in store.history(IMAGE_PCA):
+        inputs = entry["fruits"].get("inputs") or {}
+        model_version, features_version = inputs.get(PCA_MODEL), inputs.get(IMAGE_FEATURES)
+        if model_version is None or features_version is None:
+            continue
+        fitted_on = _fitted_on(store, int(model_version))
+        # A reused model was fitted on an earlier version holding the same rows (same content key).
+        same_rows = fitted_on is not None and _content_key(store, fitted_on) == _content_key(
+            store, int(features_version)
+        )
+        if fitted_on == int(features_version) or same_rows:
+            return {IMAGE_FEATURES: int(features_version), PCA_MODEL: int(model_version), IMAGE_PCA: entry["version"]}
+    raise FileNotFoundError(
+        f"no image_pca version under {store.root} records a model fitted on the features it projected"
+    )
+
+
+def _fitted_on(store: Lake, model_version: int) -> int | None:
+    """The image_features version the pca_model version was fitted on (the model may have been
+    reused: then the commit that first wrote it says)."""
+    for entry in store.history(PCA_MODEL):
+        if entry["version"] == model_version:
+            value = (entry["fruits"].get("inputs") or {}).get(IMAGE_FEATURES)
+            return None if value is None else int(value)
+    return None
+
+
+def _content_key(store: Lake, features_version: int) -> str | None:
+    return store.commit_info(IMAGE_FEATURES, features_version).get("content_key")
 
 
 def image_bytes(path: str) -> bytes:
@@ -100,4 +148,4 @@ def image_bytes(path: str) -> bytes:
         return fh.read()
 
 
-__all__ = ["load", "versions", "uri", "probe_report", "figure", "image_bytes"]
+__all__ = ["load", "history", "versions", "snapshot", "uri", "probe_report", "figure", "consistent", "image_bytes"]

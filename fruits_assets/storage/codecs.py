@@ -1,134 +1,118 @@
-"""One codec per stored kind: how a value is written into a version folder and read back. The IO
-manager, the published-output readers of the assets and the catalog all go through these, so the
-file names of a stored kind exist here only.
+"""How each kind of value becomes a table commit and is read back. The IO manager, the assets'
+readers and the catalog all go through these.
 
-Kinds (recorded with each version, see storage/ledger.py):
-
-* ``feature_model``: ``model.tflite`` (the LiteRT flatbuffer) + ``provenance.json``;
-* ``pca_npz``: ``pca.npz`` (mean, scale, components, explained variance) + ``pca.json``
-  (k, selection, fit rows), readable without this package (README "Outputs");
-* ``spark_parquet``: parquet parts that Spark tasks staged themselves, moved in as a whole;
-* ``parquet``: a small table the driver holds (pandas), one part.
+* tables whose files Spark tasks wrote (:class:`NewParts`): committed as they are;
+* small tables the driver holds (pandas: the inventory, the rejects): one file replacing the
+  previous version's;
+* models and documents (``feature_model``: ``model.tflite`` + ``provenance.json``; ``pca_model``:
+  ``pca.npz`` + ``pca.json``; ``report``: ``report.ipynb``): one-row-per-file tables
+  ``name, sha256, content`` whose bytes are checked against their sha256 on every read, so a
+  damaged model can never be reused silently. ``pca.npz`` is NumPy's open format: ``np.load`` on
+  the ``content`` cell reads it without this package.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from ..analysis.pca import PcaModel, load_npz, save_npz
-from .artifacts import ExecutedNotebook, FeatureModelArtifact, StagedParquet
-from .fs import ensure_dir, join
-from .parts import PART_NAME
-from .versions import VersionedStore
+from .artifacts import ExecutedNotebook, FeatureModelArtifact
+from .tables import Lake, Snapshot, TableError
 
-Columns = tuple[tuple[str, str], ...]
+BLOB_SCHEMA = pa.schema([("name", pa.string()), ("sha256", pa.string()), ("content", pa.binary())])
 
 
-class FeatureModelCodec:
-    kind = "feature_model"
-    model_file = "model.tflite"
-    provenance_file = "provenance.json"
+def table_rows(lake: Lake, snap: Snapshot, columns: list[str] | None = None) -> pa.Table:
+    """The rows of a committed version (files from the log, page checksums verified)."""
+    fs, _ = lake.fs(snap.uri)
+    paths = [lake.fs(u)[1] for u in snap.file_uris()]
+    if not paths:
+        return pa.table({})
+    scan = ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    try:
+        return ds.dataset(
+            paths, filesystem=fs, format=ds.ParquetFileFormat(default_fragment_scan_options=scan)
+        ).to_table(columns=columns)
+    except (OSError, ValueError) as exc:
+        raise TableError(
+            f"{snap.asset} version {snap.version}: a committed file cannot be read ({str(exc).splitlines()[0]}); "
+            f"run `fruits-assets repair {snap.asset}`"
+        ) from None
 
-    def write(self, store: VersionedStore, uri: str, value: FeatureModelArtifact) -> Columns:
-        store.write_bytes(join(uri, self.model_file), value.model_bytes)
-        store.write_bytes(join(uri, self.provenance_file), json.dumps(value.provenance, indent=2).encode())
-        return ()
 
-    def read(self, store: VersionedStore, uri: str) -> FeatureModelArtifact:
-        provenance = json.loads(store.read_bytes(join(uri, self.provenance_file)))
-        return FeatureModelArtifact(store.read_bytes(join(uri, self.model_file)), provenance)
+def read_frame(lake: Lake, snap: Snapshot) -> pd.DataFrame:
+    return table_rows(lake, snap).to_pandas()
 
 
-class PcaCodec:
-    kind = "pca_npz"
-    arrays_file = "pca.npz"  # mean, scale, components, explained variance: analysis.pca.load_npz
-    meta_file = "pca.json"
+def part_name(run_id: str) -> str:
+    return f"part-{run_id[:8]}-{uuid.uuid4().hex[:6]}-00000.parquet"
 
-    def write(self, store: VersionedStore, uri: str, value: PcaModel) -> Columns:
+
+# -- models and documents: name -> bytes -------------------------------------------------------
+
+
+def blobs_of(value: Any) -> dict[str, bytes]:
+    if isinstance(value, FeatureModelArtifact):
+        return {
+            "model.tflite": value.model_bytes,
+            "provenance.json": json.dumps(value.provenance, indent=2).encode(),
+        }
+    if isinstance(value, PcaModel):
         arrays, meta = save_npz(value)
-        store.write_bytes(join(uri, self.arrays_file), arrays)
-        store.write_bytes(join(uri, self.meta_file), meta)
-        return ()
-
-    def read(self, store: VersionedStore, uri: str) -> PcaModel:
-        return load_npz(store.read_bytes(join(uri, self.arrays_file)), store.read_bytes(join(uri, self.meta_file)))
-
-
-class NotebookCodec:
-    kind = "notebook"
-    file = "report.ipynb"
-
-    def write(self, store: VersionedStore, uri: str, value: ExecutedNotebook) -> Columns:
-        store.write_bytes(join(uri, self.file), value.content)
-        return ()
-
-    def read(self, store: VersionedStore, uri: str) -> ExecutedNotebook:
-        return ExecutedNotebook(store.read_bytes(join(uri, self.file)))
-
-
-class StagedPartsCodec:
-    """Parts written by Spark tasks into a staging folder: the folder becomes the version."""
-
-    kind = "spark_parquet"
-
-    def write(self, store: VersionedStore, uri: str, value: StagedParquet) -> Columns:
-        store.adopt(value.uri, uri)
-        return value.columns
-
-    def read(self, store: VersionedStore, uri: str) -> pd.DataFrame:
-        return read_table(store, uri)
-
-
-class PandasCodec:
-    kind = "parquet"
-
-    def write(self, store: VersionedStore, uri: str, value: pd.DataFrame) -> Columns:
-        fs, path = store.fs(uri)
-        ensure_dir(fs, path, uri)
-        pq.write_table(
-            pa.Table.from_pandas(value, preserve_index=False), f"{path}/{PART_NAME.format(0)}", filesystem=fs
-        )
-        return tuple((str(c), str(t)) for c, t in value.dtypes.items())
-
-    def read(self, store: VersionedStore, uri: str) -> pd.DataFrame:
-        return read_table(store, uri)
-
-
-def read_table(store: VersionedStore, uri: str) -> pd.DataFrame:
-    """A table version as pandas. Sidecars (``_images.parquet``, ``_PUBLISHED.json``, ``_figures/``)
-    start with "_": the dataset skips them."""
-    fs, path = store.fs(uri)
-    return ds.dataset(path, filesystem=fs, format="parquet").to_table().to_pandas()
-
-
-FEATURE_MODEL, PCA, STAGED_PARTS, PANDAS = FeatureModelCodec(), PcaCodec(), StagedPartsCodec(), PandasCodec()
-NOTEBOOK = NotebookCodec()
-BY_KIND: dict[str, Any] = {c.kind: c for c in (FEATURE_MODEL, PCA, STAGED_PARTS, PANDAS, NOTEBOOK)}
-TABLE_KINDS = (STAGED_PARTS.kind, PANDAS.kind)
-
-
-def codec_for_value(value: object):
-    """The codec that stores ``value`` (TypeError for anything else)."""
-    for typ, codec in (
-        (StagedParquet, STAGED_PARTS),
-        (pd.DataFrame, PANDAS),
-        (FeatureModelArtifact, FEATURE_MODEL),
-        (PcaModel, PCA),
-        (ExecutedNotebook, NOTEBOOK),
-    ):
-        if isinstance(value, typ):
-            return codec
+        return {"pca.npz": arrays, "pca.json": meta}
+    if isinstance(value, ExecutedNotebook):
+        return {"report.ipynb": value.content}
     raise TypeError(f"cannot store a {type(value).__name__}")
 
 
-def codec_for_kind(kind: str | None, where: str):
-    codec = BY_KIND.get(kind or "")
-    if codec is None:
-        raise TypeError(f"unknown stored kind {kind!r} in {where}: materialize it again")
-    return codec
+def blob_table(blobs: dict[str, bytes]) -> pa.Table:
+    names = sorted(blobs)
+    return pa.table(
+        {
+            "name": names,
+            "sha256": [hashlib.sha256(blobs[n]).hexdigest() for n in names],
+            "content": [blobs[n] for n in names],
+        },
+        schema=BLOB_SCHEMA,
+    )
+
+
+def read_blobs(lake: Lake, snap: Snapshot) -> dict[str, bytes]:
+    """The files of a model or document version, each checked against its recorded sha256."""
+    rows = table_rows(lake, snap).to_pydict()
+    out = {}
+    for name, sha, content in zip(rows.get("name", []), rows.get("sha256", []), rows.get("content", [])):
+        if hashlib.sha256(content).hexdigest() != sha:
+            raise TableError(
+                f"{snap.asset} version {snap.version}: {name} does not match its recorded sha256 (damaged); "
+                f"run `fruits-assets repair {snap.asset}`"
+            )
+        out[name] = content
+    return out
+
+
+def feature_model_from(blobs: dict[str, bytes]) -> FeatureModelArtifact:
+    return FeatureModelArtifact(blobs["model.tflite"], json.loads(blobs["provenance.json"]))
+
+
+def pca_model_from(blobs: dict[str, bytes]) -> PcaModel:
+    return load_npz(blobs["pca.npz"], blobs["pca.json"])
+
+
+def read_model(lake: Lake, snap: Snapshot):
+    """A model or document version as its value (FeatureModelArtifact, PcaModel, ExecutedNotebook)."""
+    blobs = read_blobs(lake, snap)
+    if "model.tflite" in blobs:
+        return feature_model_from(blobs)
+    if "pca.npz" in blobs:
+        return pca_model_from(blobs)
+    if "report.ipynb" in blobs:
+        return ExecutedNotebook(blobs["report.ipynb"])
+    raise TableError(f"{snap.asset} version {snap.version}: not a model table ({', '.join(blobs) or 'no rows'})")

@@ -3,14 +3,15 @@
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, materialize
 
 from fruits_assets.definitions import build_definitions
 from fruits_assets.defs import features, pca
 from fruits_assets.defs.deployments import local_resources, local_spark_config
-from fruits_assets.storage.versions import VersionedStore
+from fruits_assets.storage.artifacts import FeatureModelArtifact
+from fruits_assets.storage.codecs import BLOB_SCHEMA, blob_table, blobs_of
+from fruits_assets.storage.tables import Lake, TableError
 
 ALL_ASSETS = [
     "raw_images",
@@ -66,10 +67,13 @@ def test_every_asset_and_check_succeeds(graph_run):
 
 def test_materializations_record_uri_and_row_count(graph_run):
     result, data, bad = graph_run
-    store = VersionedStore(str(data))
+    lake = Lake(str(data))
     for asset in ALL_ASSETS:
         meta = materialization(result, asset)
-        assert meta["dagster/uri"].value == store.require_current(asset).uri
+        assert meta["dagster/uri"].value == lake.table_uri(asset)
+        # The metadata states the committed version, read back from the table's log.
+        assert meta["table_version"].value == lake.latest_version(asset) == 0
+        assert meta["committed"].value == "version 0"
     tables = ["raw_images", "image_features", "image_rejects", "image_pca", "feature_probe"]
     counts = {a: materialization(result, a)["dagster/row_count"].value for a in tables}
     assert counts == {
@@ -85,19 +89,22 @@ def test_materializations_record_uri_and_row_count(graph_run):
 
 def test_outputs_on_disk(graph_run):
     result, data, bad = graph_run
-    store = VersionedStore(str(data))
-    features = pd.read_parquet(store.require_current("image_features").uri)
-    assert list(features.columns) == ["path", "label", "split", "features"]
+    from deltalake import DeltaTable
+
+    features = DeltaTable(str(data / "image_features")).to_pandas()  # delta-rs alone, no package code
+    assert list(features.columns) == ["path", "label", "split", "features", "fingerprint"]
     assert {len(f) for f in features["features"]} == {1280}
     assert "Apple Braeburn" in set(features["label"]) and "Clémentine" in set(features["label"])
-    assert not any((data / "_staging").iterdir())  # the tasks' parts were moved into the version
+    # Every part in the folder is committed (empty task outputs were not kept).
+    committed = {Path(u).name for u in DeltaTable(str(data / "image_features")).file_uris()}
+    assert {p.name for p in (data / "image_features").glob("*.parquet")} == committed
 
-    rejects = pd.read_parquet(store.require_current("image_rejects").uri)
+    rejects = DeltaTable(str(data / "image_rejects")).to_pandas()
     assert sorted(p.rsplit("/", 1)[1] for p in rejects["path"]) == sorted(r.rsplit("/", 1)[1] for r in bad)
     assert rejects["error"].notna().all()
 
     k = materialization(result, "pca_model")["k"].value
-    pca = pd.read_parquet(store.require_current("image_pca").uri)
+    pca = DeltaTable(str(data / "image_pca")).to_pandas()
     assert list(pca.columns) == ["path", "label", "split", "pca"] and {len(v) for v in pca["pca"]} == {k}
     assert 1 < k < 100
     assert materialization(result, "pca_model")["explained_variance"].value >= 0.95
@@ -128,9 +135,11 @@ def test_failed_featurization_publishes_nothing_and_leaves_no_parts(tmp_path, sa
         run_config={"ops": {"feature_model": {"config": {"weights": str(seeded_weights)}}}},
     )
     assert setup.success
-    store = VersionedStore(str(tmp_path))
-    model_file = Path(store.require_current("feature_model").uri) / "model.tflite"
-    model_file.write_bytes(b"not a flatbuffer" * 100)
+    lake = Lake(str(tmp_path))
+    # A model that is valid as a table but not as a flatbuffer: committed as the next version.
+    bad = FeatureModelArtifact(b"not a flatbuffer" * 100, {"model_sha256": "x", "feature_dim": 1280})
+    name = lake.write_file("feature_model", "part-bad-00000.parquet", blob_table(blobs_of(bad)))
+    lake.commit("feature_model", BLOB_SCHEMA, [name], list(lake.snapshot("feature_model").files), 0, {})
     with pytest.warns(UserWarning, match="toPandas attempted Arrow"):  # PySpark's note on the task error
         result = materialize(
             all_assets(),
@@ -139,14 +148,14 @@ def test_failed_featurization_publishes_nothing_and_leaves_no_parts(tmp_path, sa
             raise_on_error=False,
         )
     assert not result.success
-    assert store.current("image_features") is None and store.current("image_rejects") is None
-    staging = tmp_path / "_staging"  # the tasks had opened their parts before loading the model
-    assert staging.is_dir() and list(staging.iterdir()) == []
+    assert not lake.exists("image_features") and not lake.exists("image_rejects")
+    # The tasks had opened their parts before loading the model: deleted, none left.
+    assert not list((tmp_path / "image_features").glob("*.parquet"))
 
 
 def published_versions(data: Path) -> dict:
-    store = VersionedStore(str(data))
-    return {a: store.require_current(a).version for a in ALL_ASSETS}
+    lake = Lake(str(data))
+    return {a: lake.latest_version(a) for a in ALL_ASSETS}
 
 
 def test_failed_blocking_check_publishes_nothing(graph_run, tmp_path, sample_images):
@@ -171,8 +180,11 @@ def test_failed_blocking_check_publishes_nothing(graph_run, tmp_path, sample_ima
     assert checks["features_not_constant"].passed is False
     assert "0 feature rows of 6 images" in checks["features_not_constant"].description
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
-    assert "image_features not published: blocking check failed" in failure.step_failure_data.error.message
-    assert published_versions(data) == before
+    assert "image_features not committed: blocking check failed" in failure.step_failure_data.error.message
+    after = published_versions(data)
+    # Each step commits its own outputs: raw_images' step succeeded and committed; the failed
+    # step committed nothing, readers of image_features keep the last good version.
+    assert after == {**before, "raw_images": before["raw_images"] + 1}
     assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {"raw_images"}
 
 
@@ -207,11 +219,10 @@ def test_image_features_alone_can_be_selected(graph_run, tmp_path, dirty_images)
     )
     assert result.success
     assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {"image_features"}
-    after = published_versions(data)
-    assert after["image_features"] != before["image_features"]
-    assert {a: v for a, v in after.items() if a != "image_features"} == {
-        a: v for a, v in before.items() if a != "image_features"
-    }
+    # The same images: nothing to featurize, no commit; the metadata says which version stands.
+    assert published_versions(data) == before
+    meta = materialization(result, "image_features")
+    assert meta["committed"].value == f"unchanged: version {before['image_features']} still holds"
 
 
 def test_image_pca_equals_numpy_svd_per_row(graph_run):
@@ -222,11 +233,13 @@ def test_image_pca_equals_numpy_svd_per_row(graph_run):
     from fruits_assets.analysis.pca import load_npz
 
     _, data, _ = graph_run
-    store = VersionedStore(str(data))
-    features = pd.read_parquet(store.require_current("image_features").uri).sort_values("path", ignore_index=True)
-    pca = pd.read_parquet(store.require_current("image_pca").uri).sort_values("path", ignore_index=True)
-    model_dir = Path(store.require_current("pca_model").uri)
-    model = load_npz((model_dir / "pca.npz").read_bytes(), (model_dir / "pca.json").read_bytes())
+    from deltalake import DeltaTable
+
+    features = DeltaTable(str(data / "image_features")).to_pandas().sort_values("path", ignore_index=True)
+    pca = DeltaTable(str(data / "image_pca")).to_pandas().sort_values("path", ignore_index=True)
+    # pca.npz is NumPy's format inside the model table: readable without this package.
+    blobs = dict(DeltaTable(str(data / "pca_model")).to_pandas()[["name", "content"]].values)
+    model = load_npz(blobs["pca.npz"], blobs["pca.json"])
     assert list(pca["path"]) == list(features["path"])
     x = np.stack(features["features"].to_numpy()).astype(np.float64)
     train = x[(features["split"] == "Training").to_numpy()]
@@ -247,8 +260,8 @@ def test_feature_model_is_reused_when_nothing_changed(graph_run, seeded_weights,
     """Same weights setting, code and TF/Keras: the stored flatbuffer is re-emitted without a Keras
     build or conversion; another weights file is built anew."""
     _, data, _ = graph_run
-    store = VersionedStore(str(data))
-    before = store.require_current("feature_model")
+    lake = Lake(str(data))
+    before = lake.latest_version("feature_model")
     resources = local_resources(str(data), str(tmp_path), SPARK)
     again = materialize(
         all_assets(),
@@ -257,11 +270,10 @@ def test_feature_model_is_reused_when_nothing_changed(graph_run, seeded_weights,
         run_config={"ops": {"feature_model": {"config": {"weights": str(seeded_weights)}}}},
     )
     meta = materialization(again, "feature_model")
-    assert meta["reused"].value is True and meta["reused_from_version"].value == before.version
+    assert meta["reused"].value is True and meta["reused_from_version"].value == before
     assert meta["build_seconds"].value < 2
-    after = store.require_current("feature_model")
-    assert after.version != before.version
-    assert (Path(after.uri) / "model.tflite").read_bytes() == (Path(before.uri) / "model.tflite").read_bytes()
+    # The same bytes: nothing written again, the committed version stands.
+    assert lake.latest_version("feature_model") == before and meta["table_version"].value == before
 
 
 def test_build_key_changes_with_weights_and_code(seeded_weights, tmp_path, monkeypatch):
@@ -278,24 +290,39 @@ def test_build_key_changes_with_weights_and_code(seeded_weights, tmp_path, monke
 
 
 def test_catalog_loads_published_outputs_without_the_layout(graph_run):
+    import duckdb
+    from deltalake import DeltaTable
+
     from fruits_assets.storage import catalog
 
     _, data, _ = graph_run
-    root, store = str(data), VersionedStore(str(data))
+    root = str(data)
     pca = catalog.load("image_pca", root=root)
     assert list(pca.columns) == ["path", "label", "split", "pca"]
-    assert sorted(pca["path"]) == sorted(pd.read_parquet(store.require_current("image_pca").uri)["path"])
+    assert sorted(pca["path"]) == sorted(DeltaTable(str(data / "image_pca")).to_pandas()["path"])
+    # DuckDB reads the same table through its delta extension (the PyPI package, loaded by path).
+    con = duckdb.connect()
+    con.execute(f"LOAD '{delta_extension()}'")
+    rows = con.execute(f"SELECT path, len(pca) FROM delta_scan('{data / 'image_pca'}')").fetchall()
+    assert sorted(p for p, _ in rows) == sorted(pca["path"]) and {n for _, n in rows} == {len(pca["pca"][0])}
     model = catalog.load("pca_model", root=root)
     assert model.k == len(pca["pca"][0]) and model.project(np.zeros((1, 1280), np.float32)).shape == (1, model.k)
     kept = catalog.versions("image_features", root=root)
-    assert kept[0] == store.require_current("image_features").version
+    assert kept[0] == Lake(root).latest_version("image_features")
     assert len(catalog.load("image_features", version=kept[-1], root=root)) > 0
     tflite, provenance = catalog.load("feature_model", root=root)
     assert tflite[:8] and provenance["feature_dim"] == 1280
     with pytest.raises(ValueError, match="unknown asset 'nope'"):
         catalog.load("nope", root=root)
-    with pytest.raises(FileNotFoundError, match="no published version '19990101'"):
-        catalog.load("image_pca", version="v=19990101", root=root)
+    with pytest.raises(TableError, match="image_pca: table .* cannot be read at version 99"):
+        catalog.load("image_pca", version=99, root=root)
+
+
+def delta_extension() -> str:
+    import duckdb_extension_delta
+
+    [path] = Path(duckdb_extension_delta.__file__).parent.rglob("delta.duckdb_extension")
+    return str(path)
 
 
 def test_feature_probe_agrees_with_a_scikit_learn_recomputation(graph_run):
@@ -358,7 +385,7 @@ def test_explore_notebook_runs_headless_on_the_published_graph(graph_run, monkey
     # the project kernel is this interpreter: `python3` of this venv stands for it here
     NotebookClient(notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(data)}}).execute()
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-    assert f"outputs under {data} (published)" in text and "100 images with features, 10 classes" in text
+    assert f"Delta tables under {data} (newest versions)" in text and "100 images with features, 10 classes" in text
     report = catalog.probe_report(root=str(data))
     assert f"accuracy from the predictions: {report['accuracy']:.4f}" in text
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
@@ -389,7 +416,7 @@ def test_report_notebook_ran_on_the_runs_outputs(graph_run):
     meta = materialization(result, "report")
     assert meta["figures"].value >= 4
     path = meta["notebook"].value
-    assert path.endswith("report.ipynb") and Path(path).is_file()
+    assert path.endswith(".ipynb") and Path(path).is_file()
     notebook = nbformat.read(path, as_version=4)
     outputs = [o for c in notebook.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]

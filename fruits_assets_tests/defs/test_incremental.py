@@ -27,7 +27,8 @@ from fruits_assets.defs.automation import new_images_sensor
 from fruits_assets.defs.deployments import local_resources, local_spark_config
 from fruits_assets.defs.resources import ImageStore
 from fruits_assets.images import sample_data
-from fruits_assets.storage.versions import VersionedStore
+from fruits_assets.storage import catalog
+from fruits_assets.storage.tables import Lake
 
 DATA = [AssetKey(a) for a in names.DATA_ASSETS]
 SPARK = dict(local_spark_config(), **{"spark.master": "local[2]"})
@@ -46,7 +47,7 @@ def meta(result, asset):
 
 
 def features_by_path(store):
-    df = pd.read_parquet(store.require_current("image_features").uri)
+    df = catalog.load("image_features", root=store.root)
     return {p: np.asarray(v, dtype=np.float32) for p, v in zip(df["path"], df["features"])}
 
 
@@ -69,7 +70,7 @@ def world(tmp_path_factory, seeded_weights):
 
     first = run()
     assert first.success
-    return root, VersionedStore(str(data)), run, first
+    return root, Lake(str(data)), run, first
 
 
 def test_first_run_computes_everything(world):
@@ -82,11 +83,16 @@ def test_first_run_computes_everything(world):
 def test_changes_are_featurized_and_the_rest_reused_bit_for_bit(world):
     root, store, run, _ = world
     before = features_by_path(store)
+    committed_before = {f.path: f.size for f in store.snapshot("image_features").files}
+    inodes = {p: os.stat(store.table_uri("image_features") + "/" + p).st_ino for p in committed_before}
     files = sorted(root.rglob("*_100.jpg"))
     kiwi = root / "Training" / "Kiwi"
     for i in range(3):  # 3 new images
         (kiwi / f"new{i}_100.jpg").write_bytes(jpeg((40 * i, 90, 200)))
-    changed, deleted = files[0], files[1]
+    # Both in one committed file, so that the other files hold no change and must stay untouched.
+    one_file = pd.read_parquet(store.table_uri("image_features") + "/" + sorted(committed_before)[0])
+    changed, deleted = (Path(p[len("file:") :]) for p in sorted(one_file["path"])[:2])
+    assert changed in files and deleted in files
     changed.write_bytes(jpeg((250, 250, 0)))  # same path, new bytes
     deleted.unlink()  # gone
     (root / "Training" / "Banana" / "broken_100.jpg").write_bytes(jpeg((10, 200, 10)))  # a reject fixed
@@ -102,16 +108,23 @@ def test_changes_are_featurized_and_the_rest_reused_bit_for_bit(world):
     untouched = set(before) - {f"file:{changed}", f"file:{deleted}"}
     assert all(np.array_equal(before[p], after[p]) for p in untouched)  # bit-identical vectors
     assert f"file:{deleted}" not in after and not np.array_equal(before[f"file:{changed}"], after[f"file:{changed}"])
-    rejects = pd.read_parquet(store.require_current("image_rejects").uri)
+    rejects = catalog.load("image_rejects", root=store.root)
     assert [Path(p).name for p in rejects["path"]] == ["still_broken_100.jpg"]
     assert meta(result, "pca_model")["reused"] is False and meta(result, "image_pca")["reused"] is False
     assert meta(result, "feature_probe")["reused"] is False
     assert meta(result, "image_pca")["dagster/row_count"] == len(after)
+    # Only what changed was committed: files holding no changed image stayed where they were (same
+    # file, no copy, no link), the two holding the changed and the deleted image were replaced.
+    committed_after = {f.path: f.size for f in store.snapshot("image_features").files}
+    kept = set(committed_before) & set(committed_after)
+    assert kept and len(set(committed_before) - kept) == m["files_removed"] == 1
+    assert m["files_untouched"] == len(kept)
+    assert all(os.stat(store.table_uri("image_features") + "/" + p).st_ino == inodes[p] for p in kept)
 
 
 def test_no_change_rebuilds_nothing(world):
     _, store, run, _ = world
-    pca_before = pd.read_parquet(store.require_current("image_pca").uri).sort_values("path", ignore_index=True)
+    pca_before = catalog.load("image_pca", root=store.root).sort_values("path", ignore_index=True)
     result = run()
     assert result.success
     m = meta(result, "image_features")
@@ -119,14 +132,14 @@ def test_no_change_rebuilds_nothing(world):
     assert meta(result, "feature_model")["reused"] is True
     assert meta(result, "pca_model")["reused"] is True and meta(result, "image_pca")["reused"] is True
     assert meta(result, "feature_probe")["reused"] is True
-    pca_after = pd.read_parquet(store.require_current("image_pca").uri).sort_values("path", ignore_index=True)
+    pca_after = catalog.load("image_pca", root=store.root).sort_values("path", ignore_index=True)
     assert pca_before["path"].tolist() == pca_after["path"].tolist()
     assert all(np.array_equal(a, b) for a, b in zip(pca_before["pca"], pca_after["pca"]))
 
 
 def test_failure_half_way_keeps_the_last_version_and_the_next_run_is_right(world, monkeypatch):
     root, store, run, _ = world
-    before = {a: store.require_current(a).version for a in ("image_features", "image_rejects", "raw_images")}
+    before = {a: store.latest_version(a) for a in ("image_features", "image_rejects", "raw_images")}
     for i in range(2):
         (root / "Test" / "Kiwi" / f"late{i}_100.jpg").write_bytes(jpeg((90, 30 * i, 30)))
 
@@ -134,9 +147,13 @@ def test_failure_half_way_keeps_the_last_version_and_the_next_run_is_right(world
         raise RuntimeError("executor lost: task killed")
 
     monkeypatch.setattr(features, "featurize", killed)
+    files_before = sorted((Path(store.root) / "image_features").glob("*.parquet"))
     failed = run(raise_on_error=False)
     assert not failed.success
-    assert {a: store.require_current(a).version for a in before} == before
+    # The failed step committed nothing and deleted what it wrote (the rows it had rewritten);
+    # raw_images' own step succeeded and committed its new listing.
+    assert {a: store.latest_version(a) for a in before} == {**before, "raw_images": before["raw_images"] + 1}
+    assert sorted((Path(store.root) / "image_features").glob("*.parquet")) == files_before
     monkeypatch.undo()
     result = run()
     assert result.success
@@ -146,7 +163,7 @@ def test_failure_half_way_keeps_the_last_version_and_the_next_run_is_right(world
 
 def test_full_refresh_and_model_change_recompute_everything(world):
     root, store, _, _ = world
-    n_images = len(pd.read_parquet(store.require_current("raw_images").uri))
+    n_images = len(catalog.load("raw_images", root=store.root))
     resources = local_resources(store.root, str(root), SPARK)
     every = list(build_definitions("local").assets)
     full = materialize(
@@ -182,7 +199,7 @@ def test_projection_follows_features_materialized_alone(world):
     alone = materialize(every, resources=resources, selection=[AssetKey("image_pca")])
     m = meta(alone, "image_pca")
     assert m["reused"] is False
-    assert m["dagster/row_count"] == len(pd.read_parquet(store.require_current("image_features").uri))
+    assert m["dagster/row_count"] == len(catalog.load("image_features", root=store.root))
 
 
 # ---------------------------------------------------------------- the sensor

@@ -1,33 +1,27 @@
 """The feature probe's logic without Spark, and its degenerate data sets through the real asset."""
 
-import json
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, materialize
 
 from fruits_assets.definitions import build_definitions
 from fruits_assets.defs.deployments import local_resources, local_spark_config
 from fruits_assets.storage import catalog
-from fruits_assets.storage.sidecars import PROJECTED
-from fruits_assets.storage.versions import VersionedStore
+from fruits_assets.storage.tables import Lake
 
 SPARK = dict(local_spark_config(), **{"spark.master": "local[2]"})
 
 
 def publish_vectors(root, rows: pd.DataFrame, dim: int = 6) -> None:
-    """Publish image_features and image_pca versions for ``rows`` (path, label, split) by hand."""
-    store = VersionedStore(str(root))
+    """Commit image_features and image_pca tables for ``rows`` (path, label, split) by hand."""
+    lake = Lake(str(root))
     rng = np.random.default_rng(0)
     centers = {label: rng.normal(size=dim) * 3 for label in rows["label"].unique()}
     vectors = np.stack([centers[label] + rng.normal(size=dim) * 0.1 for label in rows["label"]]).astype(np.float32)
     for asset, column in (("image_features", "features"), ("image_pca", "pca")):
-        version = store.new_version(f"hand-{asset}")
-        uri = store.version_uri(asset, version)
-        (root / asset / f"v={version}").mkdir(parents=True)
         table = pa.table(
             {
                 "path": rows["path"],
@@ -36,9 +30,8 @@ def publish_vectors(root, rows: pd.DataFrame, dim: int = 6) -> None:
                 column: pa.array(list(vectors), type=pa.list_(pa.float32())),
             }
         )
-        pq.write_table(table, f"{uri}/part-00000.parquet")
-        (root / asset / f"v={version}" / PROJECTED).write_text(json.dumps({"fit_key": "k", "features_key": "f"}))
-        store.publish(asset, version, {"kind": "spark_parquet"})
+        name = lake.write_file(asset, "part-hand0000-000000-00000.parquet", table)
+        lake.commit(asset, table.schema, [name], [], None, {"fit_key": "k", "features_key": "f", "content_key": "c"})
 
 
 def probe(root, images, **config):

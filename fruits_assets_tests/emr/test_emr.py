@@ -314,7 +314,7 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
         notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(tmp_path)}}
     ).execute(env=env)
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-    assert f"outputs under s3://{BUCKET}/assets (published)" in text and "20 images with features" in text
+    assert f"Delta tables under s3://{BUCKET}/assets (newest versions)" in text and "20 images with features" in text
 
     # a second run uploads nothing and, incrementally on S3, featurizes only the new image: the
     # other rows are server-side copied into the new version, the PCA is refitted on 21 rows

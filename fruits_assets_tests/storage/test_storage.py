@@ -1,65 +1,148 @@
-import json
+"""The Delta tables under the assets: commits, conflicts, time travel, upkeep and repair, with
+real delta-rs on a local folder (the S3 path is exercised by the EMR end-to-end test)."""
 
+import os
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from fruits_assets.storage.versions import POINTER, VersionedStore
+from fruits_assets.storage import catalog
+from fruits_assets.storage.artifacts import FeatureModelArtifact
+from fruits_assets.storage.codecs import blob_table, blobs_of, read_frame, read_model
+from fruits_assets.storage.tables import CommitConflict, Lake, TableError
+from fruits_assets.storage.upkeep import collect, damaged_files, repair
 
 pytestmark = pytest.mark.fast
+SCHEMA = pa.schema([("path", pa.string()), ("v", pa.int64())])
 
 
-def write_version(store: VersionedStore, asset: str, version: str, payload: bytes) -> str:
-    uri = store.version_uri(asset, version)
-    store.write_bytes(f"{uri}/data.bin", payload)
-    return uri
+def write(lake: Lake, asset: str, run: str, rows: list[str]) -> str:
+    prefix = lake.new_prefix(asset, run)
+    table = pa.table({"path": rows, "v": list(range(len(rows)))}, schema=SCHEMA)
+    fs, path = lake.fs(f"{prefix}-00000.parquet")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(table, path, write_page_checksum=True)
+    return prefix
 
 
-def test_nothing_visible_until_published(tmp_path):
-    store = VersionedStore(str(tmp_path))
-    assert store.current("a") is None
-    with pytest.raises(FileNotFoundError, match="materialize it first"):
-        store.require_current("a")
-    write_version(store, "a", "20260101T000000Z-run1", b"one")
-    assert store.current("a") is None  # written, not published: a failed run stops here
-    store.publish("a", "20260101T000000Z-run1", {"kind": "x"})
-    published = store.require_current("a")
-    assert published.version == "20260101T000000Z-run1" and published.info == {"kind": "x"}
+def commit(lake, asset, run, rows, read_version, removes=(), info=None):
+    prefix = write(lake, asset, run, rows)
+    return lake.commit(asset, SCHEMA, lake.written(prefix), list(removes), read_version, info or {"run_id": run})
 
 
-def test_failed_run_leaves_last_good_output(tmp_path):
-    store = VersionedStore(str(tmp_path))
-    uri = write_version(store, "a", "20260101T000000Z-good", b"good")
-    store.publish("a", "20260101T000000Z-good")
-    write_version(store, "a", "20260102T000000Z-failed", b"half")  # never published
-    assert store.current("a").uri == uri
-    assert store.read_bytes(f"{store.current('a').uri}/data.bin") == b"good"
-    assert json.loads((tmp_path / "a" / POINTER).read_text())["version"] == "20260101T000000Z-good"
+def test_nothing_visible_until_committed(tmp_path):
+    lake = Lake(str(tmp_path))
+    assert lake.snapshot("a") is None
+    write(lake, "a", "run1", ["x"])  # written by tasks, never committed: a failed step stops here
+    assert lake.snapshot("a") is None
+    assert commit(lake, "a", "run2", ["y"], None) == 0
+    snap = lake.snapshot("a")
+    assert snap.version == 0 and snap.rows == 1 and read_frame(lake, snap)["path"].tolist() == ["y"]
 
 
-def test_old_versions_are_pruned_newer_ones_kept(tmp_path):
-    store = VersionedStore(str(tmp_path), keep_versions=2)
-    write_version(store, "a", "20260109T000000Z-inflight", b"x")  # another run still writing
-    for day in range(1, 5):
-        write_version(store, "a", f"2026010{day}T000000Z-r", b"x")
-        store.publish("a", f"2026010{day}T000000Z-r")
-    left = sorted(p.name for p in (tmp_path / "a").iterdir() if p.name.startswith("v="))
-    assert left == ["v=20260103T000000Z-r", "v=20260104T000000Z-r", "v=20260109T000000Z-inflight"]
+def test_concurrent_commits_conflict_and_the_later_changes_nothing(tmp_path):
+    lake = Lake(str(tmp_path))
+    commit(lake, "a", "r0", ["x"], None)
+    read = lake.snapshot("a")
+    commit(lake, "a", "r1", ["y"], read.version, read.files)  # the first run commits version 1
+    with pytest.raises(CommitConflict, match="another run committed version 1 after this run read version 0"):
+        commit(lake, "a", "r2", ["z"], read.version, read.files)
+    assert read_frame(lake, lake.snapshot("a"))["path"].tolist() == ["y"]
+    commit(lake, "b", "r3", ["x"], None)
+    with pytest.raises(CommitConflict):  # two first commits: the second one finds the table
+        commit(lake, "b", "r4", ["x"], None)
 
 
-def test_half_written_versions_never_take_a_retained_slot(tmp_path):
-    """A killed run's version folder (never published) must not push a published one out."""
-    store = VersionedStore(str(tmp_path), keep_versions=2)
-    write_version(store, "a", "20260101T000000Z-good1", b"x")
-    store.publish("a", "20260101T000000Z-good1")
-    write_version(store, "a", "20260102T000000Z-killed", b"half")  # e.g. only Spark's _temporary
-    write_version(store, "a", "20260103T000000Z-good2", b"x")
-    store.publish("a", "20260103T000000Z-good2")
-    left = sorted(p.name for p in (tmp_path / "a").iterdir() if p.name.startswith("v="))
-    assert "v=20260101T000000Z-good1" in left  # the previous good version is still retained
-    assert store.is_published_version("a", "20260101T000000Z-good1")
-    assert not store.is_published_version("a", "20260102T000000Z-killed")
+def test_time_travel_and_lineage_in_the_commits(tmp_path):
+    lake = Lake(str(tmp_path))
+    commit(lake, "a", "r0", ["x"], None, info={"run_id": "r0", "inputs": {"b": 4}})
+    first = lake.snapshot("a")
+    time.sleep(0.05)
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time())) + "Z"
+    time.sleep(1.1)
+    commit(lake, "a", "r1", ["y"], 0, first.files, {"run_id": "r1", "inputs": {"b": 5}})
+    assert read_frame(lake, lake.snapshot("a", version=0))["path"].tolist() == ["x"]
+    assert read_frame(lake, lake.snapshot("a", as_of=moment))["path"].tolist() == ["x"]
+    assert lake.snapshot("a").inputs == {"b": 5} and lake.snapshot("a", 0).inputs == {"b": 4}
+    assert lake.version_of_run("a", "r0") == 0 and lake.version_of_run("a", "r9") is None
+    history = catalog.history("raw_images", root=str(tmp_path))
+    assert history == []
 
 
-def test_versions_sort_by_time_and_are_unique(tmp_path):
-    store = VersionedStore(str(tmp_path))
-    a, b = store.new_version("run-aaaa"), store.new_version("run-aaaa")
-    assert a != b and a[:16] <= b[:16]
+def test_upkeep_removes_uncommitted_and_old_files_only_once_old_enough(tmp_path):
+    lake = Lake(str(tmp_path))
+    commit(lake, "a", "r0", ["x"], None)
+    for n in range(1, 4):
+        snap = lake.snapshot("a")
+        commit(lake, "a", f"r{n}", [f"x{n}"], snap.version, snap.files)
+    write(lake, "a", "killed", ["half"])  # a killed run's part
+    files = lambda: sorted(p.name for p in (tmp_path / "a").glob("*.parquet"))  # noqa: E731
+    before = files()
+    assert collect(lake, ("a",), keep_versions=2, min_age_hours=1).removed == []  # all too young
+    assert files() == before
+    removed = collect(lake, ("a",), keep_versions=2, min_age_hours=0).removed
+    assert len(removed) == 3  # versions 0 and 1's files, and the killed run's part
+    assert len(files()) == 2
+    assert read_frame(lake, lake.snapshot("a", version=2))["path"].tolist() == ["x2"]  # kept: time travel works
+
+
+def test_deleted_truncated_and_flipped_files_are_named_and_repaired(tmp_path):
+    lake = Lake(str(tmp_path))
+    commit(lake, "a", "r0", ["x"], None, info={"run_id": "r0", "featurizer_key": "k", "content_key": "c"})
+    snap = lake.snapshot("a")
+    commit(lake, "a", "r1", ["y", "z"], snap.version, (), {"run_id": "r1", "featurizer_key": "k", "content_key": "d"})
+    snap = lake.snapshot("a")
+    first, second = (tmp_path / "a" / f.path for f in snap.files)
+    data = second.read_bytes()
+    second.write_bytes(data[: len(data) // 2])  # truncated in place
+    with pytest.raises(TableError, match=rf"committed file .*{second.name} has \d+ bytes where the log recorded"):
+        lake.snapshot("a")
+    second.write_bytes(data)
+    first.unlink()
+    with pytest.raises(TableError, match=rf"{first.name} is missing; run `fruits-assets repair a`"):
+        lake.snapshot("a")
+    assert [f.path for f in damaged_files(lake, "a")[1]] == [first.name]
+    assert repair(lake, "a") == [str(first)]
+    repaired = lake.snapshot("a")
+    assert read_frame(lake, repaired)["path"].tolist() == ["y", "z"]
+    # Reuse keys are dropped (the rows changed); what stays true of the rest is kept.
+    assert repaired.info["featurizer_key"] == "k" and "content_key" not in repaired.info
+    flipped = bytearray(second.read_bytes())
+    flipped[10] ^= 0xFF  # a bit flip in a data page, same size
+    second.write_bytes(bytes(flipped))
+    with pytest.raises(TableError, match="cannot be read"):
+        read_frame(lake, lake.snapshot("a"))
+    assert repair(lake, "a") == [str(second)]
+
+
+def test_a_damaged_model_is_never_reused(tmp_path):
+    lake = Lake(str(tmp_path))
+    model = FeatureModelArtifact(b"flatbuffer" * 1000, {"model_sha256": "abc"})
+    name = lake.write_file("feature_model", "part-r0-000000-00000.parquet", blob_table(blobs_of(model)))
+    table = pq.read_table(tmp_path / "feature_model" / name)
+    lake.commit("feature_model", table.schema, [name], [], None, {})
+    assert read_model(lake, lake.snapshot("feature_model")).model_bytes == model.model_bytes
+    # Rewritten in place with other bytes under the same recorded size and sha: caught on read.
+    other = blob_table({"model.tflite": b"flatbuffex" * 1000, "provenance.json": b'{"model_sha256": "abc"}'})
+    other = other.set_column(1, "sha256", table.column("sha256"))
+    pq.write_table(other, tmp_path / "feature_model" / name, write_page_checksum=True)
+    path = tmp_path / "feature_model" / name
+    entry = lake.snapshot("feature_model", verify=False).files[0]
+    if path.stat().st_size == entry.size:
+        with pytest.raises(TableError, match="model.tflite does not match its recorded sha256"):
+            read_model(lake, lake.snapshot("feature_model"))
+    else:
+        with pytest.raises(TableError, match="has .* bytes where the log recorded"):
+            lake.snapshot("feature_model")
+
+
+def test_a_damaged_log_is_one_line_naming_it(tmp_path):
+    lake = Lake(str(tmp_path))
+    commit(lake, "a", "r0", ["x"], None)
+    log = tmp_path / "a" / "_delta_log" / f"{0:020d}.json"
+    log.write_text("")
+    with pytest.raises(TableError) as raised:
+        lake.snapshot("a")
+    assert "\n" not in str(raised.value) and str(raised.value).startswith("a: table")
