@@ -35,6 +35,10 @@ from .run_config import check_run_config
 # records them, so the lineage travels with the data. Input loading and output handling of one
 # step happen in the same process.
 _READS: dict[tuple[str, str], dict[str, int]] = {}
+# The newest version of every table when this run's step process started: a whole-table output
+# (inventory, rejects, models) is committed against it, so a run never silently replaces what
+# another run committed meanwhile.
+_STARTED: dict[str, dict[str, int | None]] = {}
 
 
 def _fail(message: str):
@@ -73,6 +77,8 @@ class TableIOManager(ConfigurableIOManager):
             ) from None
         from ..names import ASSETS
 
+        if context.run_id not in _STARTED:
+            _STARTED[context.run_id] = {a: self.lake.latest_version(a) for a in ASSETS}
         try:
             collected = collect(self.lake, tuple(ASSETS), self.keep_versions, self.min_age_hours)
         except (OSError, TableError) as exc:  # cleaning up after others must never fail this run
@@ -142,8 +148,10 @@ class TableIOManager(ConfigurableIOManager):
                 return obj.read_version, obj.columns, False
             adds = lake.written(obj.prefix) if obj.prefix else []
             version = lake.commit(asset, obj.schema, adds, list(obj.removes), obj.read_version, {**record, **obj.info})
-            return version, obj.columns, True
-        current = lake.snapshot(asset, verify=False)
+            return version, obj.columns, version != obj.read_version
+        started = _STARTED.get(run_id, {})
+        read = started[asset] if asset in started else lake.latest_version(asset)
+        current = lake.snapshot(asset, read, verify=False) if read is not None else None
         if isinstance(obj, pd.DataFrame):
             table = pa.Table.from_pandas(obj, preserve_index=False)
             columns = tuple((str(c), str(t)) for c, t in obj.dtypes.items())
@@ -154,7 +162,11 @@ class TableIOManager(ConfigurableIOManager):
                 return current.version, columns, False  # the same bytes: nothing to write again
         name = lake.write_file(asset, part_name(run_id), table)
         removes = list(current.files) if current else []
-        version = lake.commit(asset, table.schema, [name], removes, current.version if current else None, record)
+        try:
+            version = lake.commit(asset, table.schema, [name], removes, read, record)
+        except TableError:
+            lake.discard_file(asset, name)
+            raise
         return version, columns, True
 
     @staticmethod

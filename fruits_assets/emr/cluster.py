@@ -95,8 +95,13 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
                     "spark.sql.execution.arrow.maxRecordsPerBatch": str(spec.arrow_batch_rows),
                     "spark.dynamicAllocation.enabled": "true",
                     "spark.python.worker.reuse": "true",
+                    # The outputs are Delta tables: Spark SQL and notebooks on the cluster read
+                    # them with spark.read.format("delta") (EMR 7 ships Delta, below).
+                    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+                    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
                 },
             },
+            {"Classification": "delta-defaults", "Properties": {"delta.enabled": "true"}},
         ],
         "ManagedScalingPolicy": {
             "ComputeLimits": {

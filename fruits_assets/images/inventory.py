@@ -87,12 +87,15 @@ def scan(root_uri: str, endpoint_url: Optional[str] = None, region: Optional[str
 
 def _fingerprint(path: str, size: int, etag: Optional[str]) -> str:
     """What says an image changed, free with the listing: size and ETag on S3 (the MD5 of a
-    single-part upload), size and modification time (ns) locally. No image byte is read, so a
-    scan of 90,483 files stays a listing (README, "Incremental runs")."""
+    single-part upload), size, modification and inode change times (ns) locally: a file replaced
+    by one of the same size with its mtime restored (``touch -r``, ``cp -p``) still gets a new
+    ctime, which no user call can set. No image byte is read, so a scan of 90,483 files stays a
+    listing (README, "Incremental runs")."""
     if etag is not None:
         return f"{size}:etag:{etag.strip(chr(34))}"
     try:
-        return f"{size}:mtime_ns:{os.stat(path[len('file:') :]).st_mtime_ns}"
+        st = os.stat(path[len("file:") :])
+        return f"{size}:mtime_ns:{st.st_mtime_ns}:ctime_ns:{st.st_ctime_ns}"
     except OSError:
         return f"{size}:gone"  # vanished since the listing: featurization rejects it
 

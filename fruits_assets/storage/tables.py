@@ -265,6 +265,13 @@ class Lake:
             except OSError:
                 pass
 
+    def discard_file(self, asset: str, name: str) -> None:
+        fs, path = self.fs(self.table_uri(asset))
+        try:
+            fs.delete_file(f"{path}/{name}")
+        except OSError:
+            pass
+
     def write_file(self, asset: str, name: str, table: pa.Table) -> str:
         """A parquet file the driver writes into the table's folder (uncommitted); returns its name."""
         fs, path = self.fs(self.table_uri(asset))
@@ -304,7 +311,8 @@ class Lake:
         info: dict,
     ) -> int:
         """Commit ``adds`` (files already in the table folder) and ``removes`` in one transaction
-        made against ``read_version`` (None: the table must not exist yet); returns the new version.
+        made against ``read_version`` (None: the table must not exist yet); returns the new version
+        (``read_version`` itself when there is nothing to commit).
         Raises :class:`CommitConflict` when another commit came first: nothing is committed."""
         from deltalake import DeltaTable, Schema
         from deltalake.exceptions import CommitFailedError, DeltaError
@@ -323,6 +331,8 @@ class Lake:
             actions.append(AddAction(name, int(file_info.size or 0), {}, mtime, True, _stats(rows)))
         now = int(time.time() * 1000)
         actions += [RemoveAction(f.path, True, now, f.size, {}) for f in removes]
+        if not actions and read_version is not None:
+            return read_version  # nothing changed (tasks wrote only empty files): no new version
         properties = CommitProperties(custom_metadata={COMMIT_KEY: json.dumps(info)}, max_commit_retries=0)
         options = self.storage_options()
         delta_schema = schema if isinstance(schema, Schema) else Schema.from_arrow(schema)

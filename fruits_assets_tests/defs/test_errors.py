@@ -80,7 +80,7 @@ def test_bad_run_config_is_one_line_before_any_work(tmp_path, sample_images, see
 
 def test_missing_upstream_names_the_selection_that_works(tmp_path, sample_images, seeded_weights):
     lines = failing_run(tmp_path, sample_images, seeded_weights, select="image_pca")
-    assert_one_line(lines, "asset 'image_features' has no published output under", 1)  # + the clean-up line
+    assert_one_line(lines, "asset 'image_features' has no committed table under", 1)
     assert lines[-1].endswith(
         "materialize it first, e.g. with --select '+image_pca' (image_pca and everything upstream)"
     )

@@ -158,12 +158,14 @@ def published_versions(data: Path) -> dict:
     return {a: lake.latest_version(a) for a in ALL_ASSETS}
 
 
-def test_failed_blocking_check_publishes_nothing(graph_run, tmp_path, sample_images):
+def test_failed_blocking_check_commits_nothing(graph_run, tmp_path, sample_images):
     """Images outside <split>/<label>/<file> give 0 features: features_not_constant fails, the UI
-    gets the failed check with its reason, and no output of the run is published (not even the
-    raw_images of that run): readers keep the last good versions. Failed on the old code: the
-    0-row image_features replaced the good one."""
-    _, data, _ = graph_run
+    gets the failed check with its reason, and the failed step commits nothing: readers keep the
+    last good image_features. (On a copy of the graph's tables: raw_images of this run commits.)"""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(graph_run[1], data)
     flat = tmp_path / "flat"
     flat.mkdir()
     for i, src in enumerate(sorted(sample_images.rglob("*.jpg"))[:6]):

@@ -1,6 +1,5 @@
 """The feature probe's logic without Spark, and its degenerate data sets through the real asset."""
 
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa

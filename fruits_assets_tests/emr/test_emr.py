@@ -1,17 +1,17 @@
 """The emr deployment without AWS: moto's server on 127.0.0.1 for S3 and EMR, a harness playing the
 cluster (see emr_harness/harness.py), the real CLI and the real emr_pyspark_step_launcher."""
 
-import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from fruits_assets.images import sample_data
-from fruits_assets.storage.parts import is_data_part
+from fruits_assets.storage.codecs import read_frame, read_model
+from fruits_assets.storage.tables import Lake
 from fruits_assets_tests.conftest import REPO, RUN_DIR, add_bad_files, run_env
 from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
 
@@ -113,6 +113,11 @@ def test_emr_plan_is_complete_and_calls_nothing(tmp_path, aws):
     exports = spark_env["spark-env"]["Configurations"][0]["Properties"]
     assert exports["PYSPARK_PYTHON"].endswith("python") and exports["FRUITS_DEPLOYMENT"] == "emr"
     assert "spark.sql.execution.arrow.maxRecordsPerBatch" in spark_env["spark-defaults"]["Properties"]
+    # Delta enabled for Spark on the cluster: the outputs read with spark.read.format("delta")
+    assert spark_env["delta-defaults"]["Properties"] == {"delta.enabled": "true"}
+    assert (
+        spark_env["spark-defaults"]["Properties"]["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    )
     assert {t["Key"] for t in req["Tags"]} >= {"project"}
     cost = out["estimated_cost"]
     assert 0 < cost["at_start"]["usd_per_hour"] < cost["at_max_scale"]["usd_per_hour"]
@@ -240,7 +245,7 @@ def emr_cluster(tmp_path_factory, aws):
     harness.stop()
 
 
-def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, seeded_weights):
+def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, seeded_weights, monkeypatch):
     cluster_id, harness = emr_cluster
     images = tmp_path / "Fruits 360"
     sample_data.generate(images, 20)
@@ -278,32 +283,23 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     }
     assert "raw/Training/Apple Braeburn/1_100.jpg" in keys and len(keys) == 20 + len(bad)
     assert any("Clémentine" in k for k in keys)
-    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="assets/image_features/_CURRENT.json")["Body"].read())
-    prefix = pointer["uri"][len(f"s3://{BUCKET}/") :]
-    parts = [
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
-        if is_data_part(o["Key"].rsplit("/", 1)[-1])
-    ]  # not the _images.parquet manifest
-    assert parts, pointer
-    rows = sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows for k in parts)
-    assert rows == 20
+    # every output is a Delta table in S3, committed by the steps: delta-rs alone reads it back
+    for key, value in aws.env.items():  # moto's endpoint and fake credentials for delta-rs here
+        monkeypatch.setenv(key, value)
+    lake = Lake(f"s3://{BUCKET}/assets", aws.endpoint, REGION)
+    features = DeltaTable(f"s3://{BUCKET}/assets/image_features", storage_options=lake.storage_options())
+    assert features.version() == 0 and len(features.to_pandas()) == 20
     # PCA fitted and projected on the cluster: the model in its open format, 20 projected rows
     assert "Asset check 'pca_rows_match' on 'image_pca' passed" in log
     assert "Asset check 'probe_above_chance' on 'feature_probe'" in log  # the probe ran there too
-    for asset, name in (
-        ("pca_model", "pca.npz"),
-        ("image_pca", "part-00000.parquet"),
-        ("feature_probe", "part-00000.parquet"),
-        ("feature_probe", "_probe.json"),
-    ):
-        pointer = json.loads(s3.get_object(Bucket=BUCKET, Key=f"assets/{asset}/_CURRENT.json")["Body"].read())
-        key = pointer["uri"][len(f"s3://{BUCKET}/") :] + "/" + name
-        assert s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
-    # the tasks' staged parts were moved into the version, nothing left behind (but the empty
-    # "directory" marker pyarrow keeps for the parent)
-    left = s3.list_objects_v2(Bucket=BUCKET, Prefix="emr_staging/outputs/").get("Contents", [])
-    assert [o["Key"] for o in left if o["Size"]] == []
+    assert read_model(lake, lake.snapshot("pca_model")).k >= 1
+    assert len(read_frame(lake, lake.snapshot("image_pca"))) == 20
+    assert lake.snapshot("feature_probe").info["report"]["eval_rows"] > 0
+    # every parquet file in the table folders is committed: nothing half-written left behind
+    for asset in ("image_features", "image_pca", "feature_probe"):
+        committed = {u.rsplit("/", 1)[-1] for u in lake.snapshot(asset).file_uris()}
+        listed = {k.rsplit("/", 1)[-1] for k in table_objects(s3, asset) if k.endswith(".parquet")}
+        assert listed == committed, asset
     # what users open on the cluster's JupyterHub: the notebook, unchanged, on the S3 outputs (catalog,
     # probe report, figures, image thumbnails read from s3://.../raw/)
     import nbformat
@@ -316,8 +312,9 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     assert f"Delta tables under s3://{BUCKET}/assets (newest versions)" in text and "20 images with features" in text
 
-    # a second run uploads nothing and, incrementally on S3, featurizes only the new image: the
-    # other rows are server-side copied into the new version, the PCA is refitted on 21 rows
+    # a second run uploads nothing and, incrementally on S3, featurizes only the new image and
+    # commits just its part; the PCA is refitted on 21 rows
+    data_before = table_objects(s3, "image_features")
     late = images / "Test" / "Kiwi" / "late_100.jpg"
     late.write_bytes(next((images / "Training" / "Kiwi").glob("*.jpg")).read_bytes())  # a new path
     again = subprocess.run(
@@ -331,15 +328,23 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     log = again.stdout + again.stderr
     assert again.returncode == 0, log[-6000:]
     assert f"1 uploaded, {20 + len(bad)} already there" in log
-    assert f"incremental: 1 images to featurize, 20 feature rows and {len(bad)} rejections carried over" in log
-    pointer = json.loads(s3.get_object(Bucket=BUCKET, Key="assets/image_features/_CURRENT.json")["Body"].read())
-    prefix = pointer["uri"][len(f"s3://{BUCKET}/") :]
-    parts = [
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]
-        if is_data_part(o["Key"].rsplit("/", 1)[-1])
-    ]
-    assert (
-        sum(pq.read_metadata(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())).num_rows for k in parts)
-        == 21
-    )
+    assert "incremental: 1 images to featurize; 20 feature rows carried over" in log
+    assert f"{len(bad)} rejections carried over" in log
+    features_after = lake.snapshot("image_features")
+    assert features_after.version == 1 and features_after.rows == 21
+    # Only what changed was written: the new image's part; the 20 rows already there stay where
+    # they are (no copy). Measured in bytes of objects S3 received for the table's data.
+    written = {k: size for k, size in table_objects(s3, "image_features").items() if k not in data_before}
+    total = sum(f.size for f in features_after.files)
+    assert written and sum(written.values()) < 0.2 * total, (written, total)
+    assert features_after.inputs["raw_images"] >= 1  # the lineage travels with the commit
+
+
+def table_objects(s3, asset: str) -> dict[str, int]:
+    """key -> size of the data files (not the log) under a table's prefix."""
+    return {
+        o["Key"]: o["Size"]
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"assets/{asset}/")
+        for o in p.get("Contents", [])
+        if "/_delta_log/" not in o["Key"] and o["Key"].endswith(".parquet")
+    }

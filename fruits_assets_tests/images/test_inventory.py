@@ -4,6 +4,7 @@ import hashlib
 import io
 import os
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -289,3 +290,18 @@ def test_s3_keys_are_classified_and_folder_markers_ignored(s3_env):
     for missing in (f"s3://{INVENTORY_BUCKET}/nothing-here", "s3://no-such-bucket/raw"):
         with pytest.raises(FileNotFoundError, match=f"image store {missing} does not exist"):
             scan(missing, endpoint_url=s3_env.endpoint, region=s3_env.region)
+
+
+def test_a_same_size_swap_with_its_mtime_restored_changes_the_fingerprint(tmp_path):
+    """Measured on the old fingerprint (size + mtime): a stale vector was kept for such a file."""
+    folder = tmp_path / "Training" / "Kiwi"
+    folder.mkdir(parents=True)
+    image = folder / "1_100.jpg"
+    image.write_bytes(b"\xff\xd8" + b"a" * 100)
+    before = scan(str(tmp_path)).images["fingerprint"].tolist()
+    stat = os.stat(image)
+    time.sleep(0.01)
+    image.write_bytes(b"\xff\xd8" + b"b" * 100)  # same size, other bytes
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the modification time restored
+    assert os.stat(image).st_mtime_ns == stat.st_mtime_ns and os.stat(image).st_size == stat.st_size
+    assert scan(str(tmp_path)).images["fingerprint"].tolist() != before
