@@ -180,7 +180,7 @@ def featurize_partition(
                 extractor,
                 options,
                 writer,
-                batch.column("fingerprint").to_pylist(),
+                batch.column("fingerprint").to_pylist() if "fingerprint" in batch.schema.names else None,
             )
     finally:
         read.close()

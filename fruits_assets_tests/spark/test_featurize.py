@@ -32,7 +32,7 @@ def model_bytes(seeded_weights):
 
 def run_featurize(spark, root, out, model_bytes, options=FeaturizeOptions(), inventory=None):
     inventory = ImageStore(uri=str(root)).scan().images if inventory is None else inventory
-    summary = featurize(spark, inventory, spark_path_root(str(root)), str(out), model_bytes, options)
+    summary = featurize(spark, inventory, spark_path_root(str(root)), str(out / "part"), model_bytes, options)
     return summary, pq.read_table(str(out)).to_pandas()
 
 
@@ -78,12 +78,14 @@ def test_features_labels_and_splits(featurized):
 def test_parts_are_spark_readable_and_counted_from_footers(spark, featurized):
     _, _, out = featurized
     df = spark.read.parquet(str(out))
-    assert df.schema.simpleString() == "struct<path:string,label:string,split:string,features:array<float>>"
+    assert df.schema.simpleString() == (
+        "struct<path:string,label:string,split:string,features:array<float>,fingerprint:string>"
+    )
     assert df.count() == 100
-    written = read_back(str(out), 30)
-    assert (written.rows, written.values) == (100, 100 * 1280)
     files = sorted(p.name for p in out.iterdir())
-    assert files == [f"part-{i:05d}.parquet" for i in range(len(files))]
+    assert files == [f"part-{i:05d}.parquet" for i in range(len(files))]  # <prefix>-<task>.parquet
+    written = read_back([str(out / f) for f in files], 30)
+    assert (written.rows, written.values) == (100, 100 * 1280)
     assert pq.ParquetFile(out / files[0]).metadata.num_row_groups >= 1
     sample = written.sample
     assert 0 < len(sample) <= 30 and sample.shape[1] == 1280
@@ -203,7 +205,7 @@ def test_reads_and_writes_s3(tmp_path, model_bytes, monkeypatch):
         summary = summary.to_pandas()
         assert summary["error"].isna().tolist() == [True, True, True, False]
         assert summary["error"].iloc[3].startswith("unreadable: FileNotFoundError")
-        written = read_back("s3://imgs/staged", location=at)
+        written = read_back(["s3://imgs/staged/part-00003.parquet"], location=at)
         assert (written.rows, written.values) == (3, 3 * 1280) and written.sample.shape == (3, 1280)
         body = s3.get_object(Bucket="imgs", Key="staged/part-00003.parquet")["Body"].read()
         features = pq.read_table(io.BytesIO(body)).to_pandas()

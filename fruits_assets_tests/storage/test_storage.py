@@ -146,3 +146,18 @@ def test_a_damaged_log_is_one_line_naming_it(tmp_path):
     with pytest.raises(TableError) as raised:
         lake.snapshot("a")
     assert "\n" not in str(raised.value) and str(raised.value).startswith("a: table")
+
+
+def test_outputs_of_the_version_folder_layout_are_recognised_and_collected(tmp_path):
+    """The first run after upgrading recomputes once (the IO manager and image_features say so
+    from `legacy`); upkeep removes the old pointers and run folders once old enough."""
+    lake = Lake(str(tmp_path))
+    (tmp_path / "image_features" / "v=20261201T000000Z-abcd1234-0000").mkdir(parents=True)
+    (tmp_path / "image_features" / "_CURRENT.json").write_text("{}")
+    (tmp_path / "_runs" / "old-run").mkdir(parents=True)
+    assert lake.legacy("image_features") and not lake.exists("image_features")
+    commit(lake, "image_features", "r0", ["x"], None)
+    assert not lake.legacy("image_features")
+    removed = collect(lake, ("image_features",), keep_versions=3, min_age_hours=0).removed
+    assert "image_features/_CURRENT.json" in removed and "_runs/" in removed
+    assert read_frame(lake, lake.snapshot("image_features"))["path"].tolist() == ["x"]
