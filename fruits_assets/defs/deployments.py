@@ -78,25 +78,28 @@ def job_package_dir() -> str:
 
 def emr_resources() -> dict:
     """Resources for FRUITS_DEPLOYMENT=emr; a missing setting is a one-line error naming it."""
-    from dagster_aws.emr import emr_pyspark_step_launcher
+    from ..storage.tables import Lake
+    from .emr_launcher import CommittingEmrStepLauncher
 
     s = settings.EmrSettings.from_env()
     endpoint = settings.s3_endpoint_url()
     spark = FruitsSpark(spark_config=EMR_SPARK_CONFIG)
     return {
         "pyspark": spark,
-        "pyspark_step_launcher": emr_pyspark_step_launcher.configured(
-            {
-                "cluster_id": s.cluster_id,
-                "region_name": s.region,
-                "staging_bucket": s.bucket,
-                "staging_prefix": s.staging_prefix,
-                "local_job_package_path": job_package_dir(),
-                "deploy_local_job_package": True,
-                "action_on_failure": "CONTINUE",  # one failed step must not cancel the cluster's others
-                "wait_for_logs": True,
-                "spark_config": {"spark": {"sql": {"execution": {"arrow": {"maxRecordsPerBatch": 256}}}}},
-            }
+        "pyspark_step_launcher": ResourceDefinition(
+            resource_fn=lambda _: CommittingEmrStepLauncher(
+                lake=Lake(s.assets_uri, endpoint, s.region),
+                region_name=s.region,
+                staging_bucket=s.bucket,
+                staging_prefix=s.staging_prefix,
+                wait_for_logs=True,
+                action_on_failure="CONTINUE",  # one failed step must not cancel the cluster's others
+                cluster_id=s.cluster_id,
+                spark_config={"spark": {"sql": {"execution": {"arrow": {"maxRecordsPerBatch": 256}}}}},
+                local_job_package_path=job_package_dir(),
+                deploy_local_job_package=True,
+            ),
+            description="emr: Spark steps run on the cluster; this process commits their outputs",
         ),
         "images": ImageStore(uri=s.raw_uri, endpoint_url=endpoint, region=s.region, source_dir=s.images_dir),
         "io_manager": TableIOManager(
@@ -105,6 +108,7 @@ def emr_resources() -> dict:
             region=s.region,
             keep_versions=settings.keep_versions(),
             min_age_hours=settings.gc_min_age_hours(),
+            commit_by_launcher=True,
         ),
         "published": PublishedOutputs(root=s.assets_uri, endpoint_url=endpoint, region=s.region),
     }

@@ -26,6 +26,7 @@ from ..settings import SettingsError
 from ..storage.artifacts import NewParts, ParquetParts, WithFigures
 from ..storage.codecs import BLOB_SCHEMA, blob_table, blobs_of, part_name, read_frame, read_model
 from ..storage.fs import is_s3, join
+from ..storage.pending import request_commit
 from ..storage.tables import Lake, Snapshot, TableError
 from ..storage.upkeep import collect
 from .console import ExpectedFailure
@@ -41,6 +42,9 @@ _READS: dict[tuple[str, str], dict[str, int]] = {}
 _STARTED: dict[str, dict[str, int | None]] = {}
 
 
+PENDING = "pending: committed by the Dagster process once the EMR step succeeded"
+
+
 def _fail(message: str):
     return expected_error(ExpectedFailure(message))
 
@@ -53,6 +57,9 @@ class TableIOManager(ConfigurableIOManager):
     region: Optional[str] = None
     keep_versions: int = 3
     min_age_hours: int = 24  # uncommitted or superseded files are removed once this old
+    # emr: steps that run on the cluster (through the step launcher) only ask for their commit;
+    # the Dagster process makes it once the EMR step succeeded (storage/pending.py).
+    commit_by_launcher: bool = False
 
     @property
     def lake(self) -> Lake:
@@ -115,9 +122,12 @@ class TableIOManager(ConfigurableIOManager):
         started = time.perf_counter()
         inputs = _READS.pop((context.run_id, context.step_context.step.key), {})
         record: dict[str, Any] = {"run_id": context.run_id, "asset": asset, "inputs": inputs}
+        step = context.step_context
+        defer = self.commit_by_launcher and step.step_launcher is not None
+        commit = self._committer(lake, context.run_id, step.step.key, defer)
         try:
             record["figures"] = {name: lake.put_blob(asset, png, ".png") for name, png in figures.items()}
-            version, columns, committed = self._commit(lake, asset, obj, record, context.run_id)
+            version, columns, committed = self._commit(lake, asset, obj, record, context.run_id, commit)
         except TableError as exc:
             if isinstance(obj, NewParts) and obj.prefix:
                 lake.discard(obj.prefix)
@@ -125,7 +135,11 @@ class TableIOManager(ConfigurableIOManager):
         metadata: dict[str, Any] = {
             "dagster/uri": MetadataValue.path(lake.table_uri(asset)),
             "table_version": version,
-            "committed": f"version {version}" if committed else f"unchanged: version {version} still holds",
+            "committed": PENDING
+            if defer and committed
+            else f"version {version}"
+            if committed
+            else f"unchanged: version {version} still holds",
             "computed_from": MetadataValue.json(inputs) if inputs else "",
         }
         if columns:
@@ -137,17 +151,32 @@ class TableIOManager(ConfigurableIOManager):
             metadata["notebook"] = MetadataValue.notebook(join(lake.table_uri(asset), rel))
         metadata["commit_seconds"] = round(time.perf_counter() - started, 2)
         context.add_output_metadata(metadata)
-        if committed:
+        if committed and not defer:
             context.log.info(f"committed {asset} version {version}")
 
-    def _commit(self, lake: Lake, asset: str, obj: Any, record: dict, run_id: str) -> tuple[int, tuple, bool]:
-        """(version, columns, whether a commit was made)."""
+    @staticmethod
+    def _committer(lake: Lake, run_id: str, step_key: str, defer: bool):
+        """Commit now, or (on the cluster) write the request the Dagster process commits; both
+        return the version (the read one for a request: the real one comes with the commit)."""
+
+        def commit(asset, schema, adds, removes, read_version, info) -> int:
+            if not defer:
+                return lake.commit(asset, schema, adds, removes, read_version, info)
+            if not adds and not removes and read_version is not None:
+                return read_version
+            request_commit(lake, run_id, step_key, asset, schema, adds, removes, read_version, info)
+            return -1 if read_version is None else read_version + 1
+
+        return commit
+
+    def _commit(self, lake: Lake, asset: str, obj: Any, record: dict, run_id: str, commit) -> tuple[int, tuple, bool]:
+        """(version, columns, whether a commit was made or asked for)."""
         if isinstance(obj, NewParts):
             if not obj.changes:
                 assert obj.read_version is not None
                 return obj.read_version, obj.columns, False
             adds = lake.written(obj.prefix) if obj.prefix else []
-            version = lake.commit(asset, obj.schema, adds, list(obj.removes), obj.read_version, {**record, **obj.info})
+            version = commit(asset, obj.schema, adds, list(obj.removes), obj.read_version, {**record, **obj.info})
             return version, obj.columns, version != obj.read_version
         started = _STARTED.get(run_id, {})
         read = started[asset] if asset in started else lake.latest_version(asset)
@@ -163,7 +192,7 @@ class TableIOManager(ConfigurableIOManager):
         name = lake.write_file(asset, part_name(run_id), table)
         removes = list(current.files) if current else []
         try:
-            version = lake.commit(asset, table.schema, [name], removes, read, record)
+            version = commit(asset, table.schema, [name], removes, read, record)
         except TableError:
             lake.discard_file(asset, name)
             raise

@@ -19,6 +19,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .fs import join
+from .pending import PENDING_DIR
 from .tables import FILES_DIR, LEGACY_POINTER, FileEntry, Lake
 
 LEGACY_DIRS = ("_runs", "_staging")  # run ledgers and staged parts of the version-folder layout
@@ -71,6 +72,11 @@ def collect(lake: Lake, assets: tuple[str, ...], keep_versions: int, min_age_hou
             if info.type == pafs.FileType.File and rel not in referenced and _age_h(info) >= min_age_hours:
                 _delete(fs, info.path)
                 out.removed.append(f"{asset}/{rel}")
+        # Commit requests an EMR step left that its Dagster process never committed (cancelled).
+        for info in fs.get_file_info(pafs.FileSelector(f"{table}/{PENDING_DIR}", allow_not_found=True)):
+            if info.type == pafs.FileType.File and _age_h(info) >= min_age_hours:
+                _delete(fs, info.path)
+                out.removed.append(f"{asset}/{PENDING_DIR}/{info.base_name}")
         pointer = f"{table}/{LEGACY_POINTER}"
         if fs.get_file_info(pointer).type == pafs.FileType.File:
             _delete(fs, pointer)

@@ -295,6 +295,15 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     assert read_model(lake, lake.snapshot("pca_model")).k >= 1
     assert len(read_frame(lake, lake.snapshot("image_pca"))) == 20
     assert lake.snapshot("feature_probe").info["report"]["eval_rows"] > 0
+    # the steps on the cluster only asked; this process committed and said so in the metadata
+    from dagster import AssetKey, DagsterInstance
+
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    with DagsterInstance.get() as instance:
+        event = instance.get_latest_materialization_event(AssetKey("image_features"))
+        meta = event.asset_materialization.metadata
+        assert (meta["table_version"].value, meta["committed"].value) == (0, "version 0")
+    assert not list(table_objects(s3, "image_features", "_pending/"))
     # every parquet file in the table folders is committed: nothing half-written left behind
     for asset in ("image_features", "image_pca", "feature_probe"):
         committed = {u.rsplit("/", 1)[-1] for u in lake.snapshot(asset).file_uris()}
@@ -340,11 +349,11 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     assert features_after.inputs["raw_images"] >= 1  # the lineage travels with the commit
 
 
-def table_objects(s3, asset: str) -> dict[str, int]:
+def table_objects(s3, asset: str, under: str = "") -> dict[str, int]:
     """key -> size of the data files (not the log) under a table's prefix."""
     return {
         o["Key"]: o["Size"]
-        for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"assets/{asset}/")
+        for p in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"assets/{asset}/{under}")
         for o in p.get("Contents", [])
-        if "/_delta_log/" not in o["Key"] and o["Key"].endswith(".parquet")
+        if "/_delta_log/" not in o["Key"] and (o["Key"].endswith(".parquet") or under)
     }

@@ -161,3 +161,25 @@ def test_outputs_of_the_version_folder_layout_are_recognised_and_collected(tmp_p
     removed = collect(lake, ("image_features",), keep_versions=3, min_age_hours=0).removed
     assert "image_features/_CURRENT.json" in removed and "_runs/" in removed
     assert read_frame(lake, lake.snapshot("image_features"))["path"].tolist() == ["x"]
+
+
+def test_a_step_on_the_cluster_only_asks_and_the_dagster_process_commits(tmp_path):
+    """The EMR path: the cluster writes its files and a commit request; nothing changes for
+    readers until the Dagster process commits it (a cancelled step's request never is, and
+    upkeep removes it with its files)."""
+    from fruits_assets.storage.pending import commit_pending, request_commit
+
+    lake = Lake(str(tmp_path))
+    commit(lake, "a", "r0", ["x"], None)
+    read = lake.snapshot("a")
+    prefix = write(lake, "a", "r1", ["y"])
+    request_commit(lake, "r1", "step_a", "a", SCHEMA, lake.written(prefix), list(read.files), 0, {"run_id": "r1"})
+    assert lake.latest_version("a") == 0  # asked, not committed: readers see version 0
+    assert commit_pending(lake, ("a", "b"), "r1", "step_a") == {"a": (1, True)}
+    assert read_frame(lake, lake.snapshot("a"))["path"].tolist() == ["y"]
+    assert commit_pending(lake, ("a",), "r1", "step_a") == {}  # done once
+    prefix = write(lake, "a", "r2", ["z"])  # a cancelled step: its request is never committed
+    request_commit(lake, "r2", "step_a", "a", SCHEMA, lake.written(prefix), [], 1, {"run_id": "r2"})
+    removed = collect(lake, ("a",), keep_versions=3, min_age_hours=0).removed
+    assert "a/_pending/r2-step_a.json" in removed and any(p.startswith("a/part-r2") for p in removed)
+    assert read_frame(lake, lake.snapshot("a"))["path"].tolist() == ["y"]
