@@ -53,11 +53,79 @@ def integer(name: str, default: int) -> int:
 
 
 def require(name: str) -> str:
-    """Return env var ``name`` or raise a one-line error naming it."""
+    """Return env var ``name`` or raise a one-line error naming it; a value with a validator
+    (_VALIDATED below: it reaches a shell, a URL or an ARN) is checked on the way."""
     value = _env(name)
     if value is None:
         raise SettingsError(f"{name} is not set (required for FRUITS_DEPLOYMENT={deployment()})")
+    check = _VALIDATED.get(name)
+    return check(value, name) if check else value
+
+
+# -- Values that reach a shell (EMR steps), a URL (s3://...) or an ARN (IAM policies) are checked
+# against what AWS itself accepts, so nothing else can get through: one line naming the setting.
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_SHAPED = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_name(value: str, setting: str = "FRUITS_S3_BUCKET") -> str:
+    """An S3 general purpose bucket name by AWS's naming rules: 3-63 characters, lowercase letters,
+    digits, dots and hyphens, starting and ending with a letter or digit, no "..", not shaped like
+    an IP address, none of the reserved prefixes and suffixes."""
+    if (
+        not _BUCKET.match(value)
+        or ".." in value
+        or _IP_SHAPED.match(value)
+        or value.startswith(_BUCKET_RESERVED_PREFIXES)
+        or value.endswith(_BUCKET_RESERVED_SUFFIXES)
+    ):
+        raise SettingsError(
+            f"{setting}={value!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -, "
+            "starting and ending with a letter or digit, not an IP address)"
+        )
     return value
+
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*$")
+
+
+def key_prefix(value: str, setting: str) -> str:
+    """An S3 key prefix made of plain path segments (letters, digits, . _ -; no leading or trailing
+    slash, no "." or ".." segment): safe in a URL, a shell word and an IAM resource ARN."""
+    if len(value) > 200 or not _PREFIX.match(value) or any(p in (".", "..") for p in value.split("/")):
+        raise SettingsError(f"{setting}={value!r} is not a plain S3 prefix (segments of A-Z a-z 0-9 . _ - joined by /)")
+    return value
+
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+
+
+def region_name(value: str, setting: str = "FRUITS_AWS_REGION") -> str:
+    """An AWS region name such as eu-west-3: it reaches endpoints' URLs and policies' ARNs."""
+    if not _REGION.match(value):
+        raise SettingsError(f"{setting}={value!r} is not an AWS region name (e.g. eu-west-3)")
+    return value
+
+
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+
+def instance_type(value: str, setting: str = "instance type") -> str:
+    """An EC2 instance type such as m5.xlarge (family.size)."""
+    if not _INSTANCE_TYPE.match(value):
+        raise SettingsError(f"{setting}={value!r} is not an EC2 instance type (e.g. m5.xlarge)")
+    return value
+
+
+_VALIDATED = {"FRUITS_S3_BUCKET": bucket_name}
+
+
+def s3_bucket() -> str:
+    """FRUITS_S3_BUCKET: the project bucket (required with FRUITS_DEPLOYMENT=emr), a valid bucket name."""
+    return require("FRUITS_S3_BUCKET")
 
 
 def deployment() -> str:
@@ -171,7 +239,7 @@ def gc_min_age_hours() -> int:
 
 def emr_staging_prefix() -> str:
     """FRUITS_EMR_STAGING_PREFIX (default emr_staging): step packages and staged parts in the bucket."""
-    return _env("FRUITS_EMR_STAGING_PREFIX", "emr_staging")
+    return key_prefix(_env("FRUITS_EMR_STAGING_PREFIX", "emr_staging"), "FRUITS_EMR_STAGING_PREFIX")
 
 
 def java_executable() -> str:
@@ -187,6 +255,7 @@ def java_executable() -> str:
 def aws_region(allow_non_eu: bool | None = None) -> str:
     """AWS region (FRUITS_AWS_REGION, default eu-west-3); non-EU refused unless explicitly allowed."""
     region = _env("FRUITS_AWS_REGION", DEFAULT_REGION)
+    region_name(region)
     if allow_non_eu is None:
         allow_non_eu = _env("FRUITS_ALLOW_NON_EU_REGION", "0") in ("1", "true", "yes")
     if region not in EU_REGIONS and not allow_non_eu:
@@ -230,7 +299,7 @@ class EmrSettings:
     @classmethod
     def from_env(cls) -> "EmrSettings":
         return cls(
-            bucket=require("FRUITS_S3_BUCKET"),
+            bucket=s3_bucket(),
             region=aws_region(),
             cluster_id=emr_cluster_id(),
             staging_prefix=emr_staging_prefix(),
@@ -260,6 +329,9 @@ def flag(name: str) -> bool:
     return value in ("1", "true", "yes")
 
 
+_KMS_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[A-Za-z0-9-]{1,128}|alias/[A-Za-z0-9/_-]{1,250})$")
+
+
 def emr_kms_key_arn(region: str) -> str | None:
     """FRUITS_EMR_KMS_KEY_ARN: the KMS key EMR encrypts local disks and EBS volumes with (key or alias
     ARN, in the cluster's region; the EMR roles must be allowed to use it in the key policy). None if
@@ -269,7 +341,7 @@ def emr_kms_key_arn(region: str) -> str | None:
     if arn is None:
         return None
     parts = arn.split(":")
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms":
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "kms" or not _KMS_ARN.match(arn):
         raise SettingsError(f"FRUITS_EMR_KMS_KEY_ARN={arn} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)")
     if parts[3] != region:  # EMR cannot use a key from another region
         raise SettingsError(f"FRUITS_EMR_KMS_KEY_ARN is in {parts[3]}, not in the cluster's region {region}")
@@ -282,8 +354,12 @@ def emr_tls_certs_s3() -> str | None:
     e.g. *.eu-west-3.compute.internal, readable by the EC2 instance role). Set: in-transit encryption
     (TLS between nodes) is turned on; unset (default): off."""
     uri = _env("FRUITS_EMR_TLS_CERTS_S3")
-    if uri is not None and not (uri.startswith("s3://") and uri.endswith(".zip")):
+    if uri is None:
+        return None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not (uri.startswith("s3://") and uri.endswith(".zip")) or not _PREFIX.match(key):
         raise SettingsError(f"FRUITS_EMR_TLS_CERTS_S3={uri} is not an s3://BUCKET/KEY.zip URI")
+    bucket_name(bucket, "FRUITS_EMR_TLS_CERTS_S3's bucket")
     return uri
 
 
@@ -305,3 +381,78 @@ def emr_jupyterhub_password() -> str:
             f"FRUITS_EMR_JUPYTERHUB_PASSWORD must be one line of at least {JUPYTERHUB_MIN_PASSWORD} characters"
         )
     return value
+
+
+_RELEASE = re.compile(r"^emr-7\.\d+\.\d+$")
+
+
+def emr_release(default: str) -> str:
+    """FRUITS_EMR_RELEASE: an EMR 7.x release label (emr-7.N.N)."""
+    value = _env("FRUITS_EMR_RELEASE", default)
+    if not _RELEASE.match(value):
+        raise SettingsError(f"FRUITS_EMR_RELEASE={value} is not an EMR 7.x release label (e.g. emr-7.10.0)")
+    return value
+
+
+_KEY_NAME = re.compile(r"^[A-Za-z0-9 ._+=,@:/-]{1,255}$")
+
+
+def emr_key_name() -> str | None:
+    """FRUITS_EMR_KEY_NAME: an EC2 key pair for SSH to the nodes (unset: none; SSM needs no key)."""
+    value = _env("FRUITS_EMR_KEY_NAME")
+    if value is not None and not _KEY_NAME.match(value):
+        raise SettingsError(f"FRUITS_EMR_KEY_NAME={value!r} is not an EC2 key pair name")
+    return value
+
+
+# -- EMR network settings (docs/emr.md, "Network"): read by emr/spec.py, checked against AWS by emr/network.py.
+
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+EMR_SECURITY_GROUP_SETTINGS = (
+    "FRUITS_EMR_MASTER_SECURITY_GROUP",
+    "FRUITS_EMR_SLAVE_SECURITY_GROUP",
+    "FRUITS_EMR_SERVICE_ACCESS_SECURITY_GROUP",
+)
+
+
+def emr_subnet_ids() -> tuple[str, ...]:
+    """FRUITS_EMR_SUBNET_IDS: comma-separated private subnets (one VPC) for the instance fleets."""
+    raw = _env("FRUITS_EMR_SUBNET_IDS") or ""
+    ids = tuple(s.strip() for s in raw.split(",") if s.strip())
+    for subnet in ids:
+        if not _SUBNET.match(subnet):
+            raise SettingsError(f"FRUITS_EMR_SUBNET_IDS: {subnet!r} is not a subnet id (subnet-0123abcd...)")
+    return ids
+
+
+def emr_security_groups() -> tuple[str, str, str] | None:
+    """The three EMR-managed security groups (master, core/task, service access), all or none;
+    none: `emr up` creates them, without any ingress rule (EMR adds the rules it needs)."""
+    values = [_env(name) for name in EMR_SECURITY_GROUP_SETTINGS]
+    if not any(values):
+        return None
+    for name, sg in zip(EMR_SECURITY_GROUP_SETTINGS, values):
+        if sg is None:
+            raise SettingsError(f"{name} is not set (set the three EMR security group settings, or none)")
+        if not _SECURITY_GROUP.match(sg):
+            raise SettingsError(f"{name}={sg!r} is not a security group id (sg-0123abcd...)")
+    return values[0] or "", values[1] or "", values[2] or ""
+
+
+def emr_allow_default_vpc() -> bool:
+    """FRUITS_EMR_ALLOW_DEFAULT_VPC=1: let `emr up` use the default VPC (public subnets) when no
+    FRUITS_EMR_SUBNET_IDS are given, or given there. Default 0: refused."""
+    return flag("FRUITS_EMR_ALLOW_DEFAULT_VPC")
+
+
+def emr_livy() -> bool:
+    """FRUITS_EMR_LIVY=1 installs Livy (a REST API to Spark on port 8998, without authentication).
+    Default 0: the project's kernel does not need it."""
+    return flag("FRUITS_EMR_LIVY")
+
+
+def emr_allow_public_access_off() -> bool:
+    """FRUITS_EMR_ALLOW_BLOCK_PUBLIC_ACCESS_OFF=1: let `emr up` run in an account whose EMR block
+    public access setting is off. Default 0: refused."""
+    return flag("FRUITS_EMR_ALLOW_BLOCK_PUBLIC_ACCESS_OFF")

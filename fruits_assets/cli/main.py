@@ -2,8 +2,9 @@
 
 fruits-assets s3 init
 fruits-assets emr plan [--json]
-fruits-assets emr up | status | down
+fruits-assets emr up [--create-roles] | status | down
 fruits-assets emr policy
+fruits-assets emr roles [--json] [--create]
 fruits-assets emr notebook [PATH]
 """
 
@@ -22,6 +23,12 @@ def _clients(region: str):
     return boto3.client("emr", region_name=region), boto3.client("s3", region_name=region)
 
 
+def _client(service: str, region: str):
+    import boto3
+
+    return boto3.client(service, region_name=region)
+
+
 def _cluster_id(args) -> str:
     value = args.cluster_id or settings.value("FRUITS_EMR_CLUSTER_ID")
     if not value:
@@ -33,7 +40,7 @@ def cmd_s3_init(args) -> int:
     from ..emr.bucket import init_bucket
 
     region = settings.aws_region(args.allow_non_eu_region or None)
-    bucket = settings.require("FRUITS_S3_BUCKET")
+    bucket = settings.s3_bucket()
     _, s3 = _clients(region)
     for line in init_bucket(s3, bucket, region, settings.emr_staging_prefix()):
         print(line)
@@ -54,6 +61,12 @@ def cmd_emr_plan(args) -> int:
     if not spec.kms_key_arn:
         print(
             "warning: FRUITS_EMR_KMS_KEY_ARN is not set: the plan shows a placeholder key and `emr up` will refuse",
+            file=sys.stderr,
+        )
+    if not spec.subnet_ids and not spec.allow_default_vpc:
+        print(
+            "warning: FRUITS_EMR_SUBNET_IDS is not set: the plan shows a placeholder subnet and `emr up` will refuse "
+            "(private subnets, or FRUITS_EMR_ALLOW_DEFAULT_VPC=1)",
             file=sys.stderr,
         )
     if args.json:
@@ -78,7 +91,20 @@ def cmd_emr_up(args) -> int:
 
     spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
     emr, s3 = _clients(spec.region)
-    cluster_id = create_cluster(emr, s3, spec, wait=not args.no_wait, poll_s=args.poll_seconds)
+    if args.create_roles:
+        from ..emr.roles import ensure_roles
+
+        for line in ensure_roles(_client("iam", spec.region), spec):
+            print(line, file=sys.stderr)
+    cluster_id = create_cluster(
+        emr,
+        s3,
+        spec,
+        wait=not args.no_wait,
+        poll_s=args.poll_seconds,
+        ec2_client=_client("ec2", spec.region),
+        report=lambda line: print(line, file=sys.stderr),
+    )
     print(cluster_id)
     print(f"export FRUITS_EMR_CLUSTER_ID={cluster_id}", file=sys.stderr)
     return 0
@@ -107,6 +133,30 @@ def cmd_emr_policy(args) -> int:
     from ..emr.spec import ClusterSpec
 
     print(json.dumps(operator_policy(ClusterSpec.from_env(args.allow_non_eu_region or None)), indent=2))
+    return 0
+
+
+def cmd_emr_roles(args) -> int:
+    from ..emr.roles import ensure_roles, roles_document
+    from ..emr.spec import ClusterSpec
+
+    spec = ClusterSpec.from_env(args.allow_non_eu_region or None)
+    if args.create:
+        for line in ensure_roles(_client("iam", spec.region), spec):
+            print(line)
+        return 0
+    doc = roles_document(spec)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    for key in ("InstanceRole", "ServiceRole"):
+        role = doc[key]
+        print(f"{key} {role['RoleName']} (trusts {role['AssumeRolePolicyDocument']['Statement'][0]['Principal']})")
+        for arn in role["ManagedPolicies"]:
+            print(f"  managed policy {arn}")
+        print(json.dumps(role["InlinePolicy"], indent=2))
+    print("\nIAM rights to create them (`emr roles --create`; not the operator's):")
+    print(json.dumps(doc["CreatorPolicy"], indent=2))
     return 0
 
 
@@ -231,6 +281,11 @@ def parser() -> argparse.ArgumentParser:
         "print its id (needs FRUITS_EMR_KMS_KEY_ARN)",
     )
     up.add_argument("--no-wait", action="store_true")
+    up.add_argument(
+        "--create-roles",
+        action="store_true",
+        help="first create or update the cluster's IAM roles (see `emr roles`; needs IAM rights)",
+    )
     up.add_argument("--poll-seconds", type=float, default=30)
     up.set_defaults(fn=cmd_emr_up)
     notebook = emr.add_parser(
@@ -244,6 +299,14 @@ def parser() -> argparse.ArgumentParser:
         "policy",
         help="print the operator's IAM policy (bucket, region, tagged clusters, roles)",
     ).set_defaults(fn=cmd_emr_policy)
+    roles = emr.add_parser(
+        "roles",
+        help="print the cluster's scoped instance and service roles (in place of EMR's defaults); "
+        "--create makes or updates them",
+    )
+    roles.add_argument("--json", action="store_true")
+    roles.add_argument("--create", action="store_true", help="create or update them in IAM (idempotent)")
+    roles.set_defaults(fn=cmd_emr_roles)
     for name, fn in (("status", cmd_emr_status), ("down", cmd_emr_down)):
         sub = emr.add_parser(name)
         sub.add_argument("--cluster-id")

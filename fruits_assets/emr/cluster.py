@@ -9,13 +9,17 @@ from typing import Any
 
 from .. import settings
 from .jupyterhub import jupyterhub_kernel_step, jupyterhub_password_step, project_zip
+from .network import check_block_public_access, network_instances, resolve_network
 from .security import ensure_security_configuration, security_configuration_name
 from .spec import (
     BOOTSTRAP_PREFIX,
     JUPYTERHUB_ADMIN,
     JUPYTERHUB_SECRET_KEY,
     LOG_PREFIX,
+    NODES_LOCK,
+    NOTEBOOK_LOCK,
     ON_DEMAND_TYPES,
+    PIP_LOCK,
     PROJECT_ZIP,
     SPOT_TYPES,
     VENV_PYTHON,
@@ -55,9 +59,9 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
         ],
         "KeepJobFlowAliveWhenNoSteps": True,
         "TerminationProtected": False,
+        # Never EMR's defaults: explicit subnets and security groups (emr/network.py).
+        **network_instances(spec),
     }
-    if spec.subnet_ids:
-        instances["Ec2SubnetIds"] = list(spec.subnet_ids)
     if spec.key_name:
         instances["Ec2KeyName"] = spec.key_name
     fruits_env = {
@@ -78,7 +82,10 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
         "BootstrapActions": [
             {
                 "Name": "python-3.11-and-wheels",
-                "ScriptBootstrapAction": {"Path": spec.bootstrap_uri, "Args": [spec.requirements_uri]},
+                "ScriptBootstrapAction": {
+                    "Path": spec.bootstrap_uri,
+                    "Args": [spec.bootstrap_file_uri(PIP_LOCK), spec.bootstrap_file_uri(NODES_LOCK)],
+                },
             }
         ],
         "Configurations": [
@@ -136,19 +143,30 @@ def run_job_flow_request(spec: ClusterSpec) -> dict:
 
 
 def stage_bootstrap(s3_client, spec: ClusterSpec) -> None:
-    """Upload the bootstrap script and the wheel list the plan points at."""
+    """Upload the bootstrap script and the hashed locks the plan points at."""
     pkg = resources.files(__package__)
-    for name in ("bootstrap.sh", "requirements-emr.txt"):
+    names = ["bootstrap.sh", PIP_LOCK, NODES_LOCK] + ([NOTEBOOK_LOCK] if spec.jupyterhub else [])
+    for name in names:
         s3_client.put_object(Bucket=spec.bucket, Key=f"{BOOTSTRAP_PREFIX}/{name}", Body=pkg.joinpath(name).read_bytes())
     if spec.jupyterhub:  # read by jupyterhub_kernel_step
         s3_client.put_object(Bucket=spec.bucket, Key=f"{BOOTSTRAP_PREFIX}/{PROJECT_ZIP}", Body=project_zip())
 
 
 def create_cluster(
-    emr_client, s3_client, spec: ClusterSpec, wait: bool = True, poll_s: float = 30, timeout_s: float = 3600
+    emr_client,
+    s3_client,
+    spec: ClusterSpec,
+    wait: bool = True,
+    poll_s: float = 30,
+    timeout_s: float = 3600,
+    *,
+    ec2_client,
+    report=None,
 ) -> str:
-    """Create the security configuration, stage the bootstrap (and JupyterHub's admin password),
-    RunJobFlow, and (optionally) wait until the cluster is WAITING."""
+    """Check the account's block public access, settle the network (subnets, security groups),
+    create the security configuration, stage the bootstrap (and JupyterHub's admin password),
+    RunJobFlow, and (optionally) wait until the cluster is WAITING. ``report`` gets a line for each
+    resource created on the way."""
     if not spec.kms_key_arn:  # the plan's placeholder must never reach AWS
         raise settings.SettingsError(
             "FRUITS_EMR_KMS_KEY_ARN is not set (required by `emr up` for local-disk and EBS encryption)"
@@ -157,6 +175,11 @@ def create_cluster(
         raise settings.SettingsError(
             "FRUITS_EMR_JUPYTERHUB_PASSWORD is not set (required when FRUITS_EMR_JUPYTERHUB=1)"
         )
+    check_block_public_access(emr_client, spec)
+    spec, created = resolve_network(ec2_client, spec)
+    for line in created:
+        if report:
+            report(line)
     ensure_security_configuration(emr_client, spec)
     stage_bootstrap(s3_client, spec)
     if spec.jupyterhub:  # read and deleted by jupyterhub_password_step

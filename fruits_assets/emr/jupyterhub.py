@@ -9,9 +9,37 @@ from .spec import (
     JUPYTER_PREFIX,
     JUPYTERHUB_ADMIN,
     JUPYTERHUB_SECRET_KEY,
-    NOTEBOOK_PACKAGES,
+    NOTEBOOK_LOCK,
+    PIP_LOCK,
     PROJECT_ZIP,
     ClusterSpec,
+)
+
+# The steps' scripts are constants: settings reach them only as positional arguments ("$1", ...),
+# list elements of the step's Args that bash never parses as code (a bucket name is validated
+# too: settings.bucket_name). $0 names the step in bash's error messages.
+PASSWORD_SCRIPT = (
+    'set -euo pipefail; bucket="$1"; key="$2"; '
+    'v=$(aws s3api head-object --bucket "$bucket" --key "$key" --query "VersionId || \'null\'" --output text); '
+    'aws s3 cp "s3://$bucket/$key" - | sudo docker exec -i jupyterhub chpasswd; '
+    'aws s3api delete-object --bucket "$bucket" --key "$key" --version-id "$v"'
+)
+
+KERNEL_VENV = "/opt/fruits-kernel"
+KERNEL_SCRIPT = (
+    'set -euo pipefail; bucket="$1"; shift; '
+    f"for f in {PROJECT_ZIP} {PIP_LOCK} {NOTEBOOK_LOCK}; do "
+    f'aws s3 cp "s3://$bucket/{BOOTSTRAP_PREFIX}/$f" "/tmp/$f"; sudo docker cp "/tmp/$f" "jupyterhub:/opt/$f"; done; '
+    # the locks are resolved for Python 3.11 (make emr-requirements): fail here with that reason
+    "sudo docker exec jupyterhub python3 -c 'import sys; assert sys.version_info >= (3, 11), "
+    '"the hub container has Python %s; the kernel lock needs >= 3.11" % sys.version\'; '
+    # a venv of its own: the hashed lock pins the kernel's packages without touching the hub's
+    f"sudo docker exec jupyterhub python3 -m venv {KERNEL_VENV}; "
+    f"sudo docker exec jupyterhub {KERNEL_VENV}/bin/pip install --quiet --require-hashes --no-deps -r /opt/{PIP_LOCK}; "
+    f"sudo docker exec jupyterhub {KERNEL_VENV}/bin/pip install --quiet --require-hashes --no-deps "
+    f"-r /opt/{NOTEBOOK_LOCK}; "
+    f"sudo docker exec jupyterhub {KERNEL_VENV}/bin/python -m ipykernel install --name fruits-assets "
+    '--display-name "Python 3 (fruits-assets)" "$@"'
 )
 
 
@@ -21,50 +49,43 @@ def jupyterhub_password_step(spec: ClusterSpec) -> dict:
     and the console would show it: `emr up` stages it as an S3 object (private, encrypted, TLS
     only) and this step pipes it to chpasswd, then deletes that object version for good. A
     cluster whose password could not be set is terminated rather than left on the default."""
-    b, k = spec.bucket, JUPYTERHUB_SECRET_KEY
-    script = (
-        "set -euo pipefail; "
-        f"v=$(aws s3api head-object --bucket {b} --key {k} --query \"VersionId || 'null'\" --output text); "
-        f"aws s3 cp s3://{b}/{k} - | sudo docker exec -i jupyterhub chpasswd; "
-        f'aws s3api delete-object --bucket {b} --key {k} --version-id "$v"'
-    )
     return {
         "Name": "jupyterhub-admin-password",
         "ActionOnFailure": "TERMINATE_CLUSTER",
-        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+        "HadoopJarStep": {
+            "Jar": "command-runner.jar",
+            "Args": ["bash", "-c", PASSWORD_SCRIPT, "jupyterhub-admin-password", spec.bucket, JUPYTERHUB_SECRET_KEY],
+        },
     }
 
 
-def jupyterhub_kernel_step(spec: ClusterSpec) -> dict:
-    """When JupyterHub is on: the project kernel in the hub's container ("Python 3 (fruits-assets)"),
-    with the package zip `emr up` staged on its PYTHONPATH and the deployment's settings in the
-    kernel's environment, so notebooks/explore.ipynb runs there unchanged. A failure leaves the
-    cluster up (its Spark steps do not need the hub)."""
-    b = spec.bucket
+def kernel_env(spec: ClusterSpec) -> dict[str, str]:
+    """The project kernel's environment: the package zip and the deployment's settings."""
     env = {
         "PYTHONPATH": f"/opt/{PROJECT_ZIP}",
         "FRUITS_DEPLOYMENT": "emr",
-        "FRUITS_S3_BUCKET": b,
+        "FRUITS_S3_BUCKET": spec.bucket,
         "FRUITS_AWS_REGION": spec.region,
     }
     if spec.region not in settings.EU_REGIONS:
         env["FRUITS_ALLOW_NON_EU_REGION"] = "1"
-    packages = " ".join(f"'{p}'" for p in NOTEBOOK_PACKAGES)
-    script = (
-        "set -euo pipefail; "
-        f"aws s3 cp s3://{b}/{BOOTSTRAP_PREFIX}/{PROJECT_ZIP} /tmp/{PROJECT_ZIP}; "
-        f"sudo docker cp /tmp/{PROJECT_ZIP} jupyterhub:/opt/{PROJECT_ZIP}; "
-        # the package needs Python >= 3.10: fail this step with that reason, not later in a notebook
-        "sudo docker exec jupyterhub python3 -c 'import sys; assert sys.version_info >= (3, 10), "
-        '"the hub container has Python %s; fruits_assets needs >= 3.10" % sys.version\'; '
-        f"sudo docker exec jupyterhub python3 -m pip install --quiet {packages}; "
-        "sudo docker exec jupyterhub python3 -m ipykernel install --name fruits-assets "
-        "--display-name 'Python 3 (fruits-assets)' " + " ".join(f"--env {k} {v}" for k, v in env.items())
-    )
+    return env
+
+
+def jupyterhub_kernel_step(spec: ClusterSpec) -> dict:
+    """When JupyterHub is on: the project kernel in the hub's container ("Python 3 (fruits-assets)"),
+    a venv installed from the hashed notebook lock, with the package zip `emr up` staged on its
+    PYTHONPATH and the deployment's settings in the kernel's environment, so
+    notebooks/explore.ipynb runs there unchanged. A failure leaves the cluster up (its Spark steps
+    do not need the hub)."""
+    env_args = [a for k, v in kernel_env(spec).items() for a in ("--env", k, v)]
     return {
         "Name": "jupyterhub-project-kernel",
         "ActionOnFailure": "CONTINUE",
-        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+        "HadoopJarStep": {
+            "Jar": "command-runner.jar",
+            "Args": ["bash", "-c", KERNEL_SCRIPT, "jupyterhub-project-kernel", spec.bucket, *env_args],
+        },
     }
 
 

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from .spec import KMS_KEY_PLACEHOLDER, PROJECT_TAG, ClusterSpec
+from .spec import EMR_MANAGED_TAG, KMS_KEY_PLACEHOLDER, PROJECT_TAG, ClusterSpec
 
 
 def security_configuration(spec: ClusterSpec) -> dict:
@@ -79,9 +79,11 @@ CLUSTER_ACTIONS = (
 
 def operator_policy(spec: ClusterSpec) -> dict:
     """The IAM policy of whoever runs `s3 init`, `emr up|status|down` and the step launcher: the
-    project bucket, clusters tagged project=fruits-assets in FRUITS_AWS_REGION, and the two default
-    EMR roles, each passable only to the service it is meant for. No tagging actions: a principal
-    that could retag a cluster could give itself access to it."""
+    project bucket, clusters tagged project=fruits-assets in FRUITS_AWS_REGION, the cluster's two
+    roles (emr/roles.py), each passable only to the service it is meant for, and the network checks
+    of emr/network.py (describing subnets and groups; creating the project's security groups). No
+    IAM writes (see roles.creator_policy) and no tagging of clusters: a principal that could
+    retag a cluster could give itself access to it."""
     tag_key, tag_value = PROJECT_TAG
     bucket = f"arn:aws:s3:::{spec.bucket}"
     in_region = {"aws:RequestedRegion": spec.region}
@@ -132,9 +134,44 @@ def operator_policy(spec: ClusterSpec) -> dict:
                     "elasticmapreduce:ListClusters",
                     "elasticmapreduce:CreateSecurityConfiguration",
                     "elasticmapreduce:DescribeSecurityConfiguration",
+                    "elasticmapreduce:GetBlockPublicAccessConfiguration",
                 ],
                 "Resource": "*",
                 "Condition": {"StringEquals": in_region},
+            },
+            # EC2's Describe actions support no resource-level permission: "*" in the region.
+            {
+                "Sid": "OperatorChecksTheNetwork",
+                "Effect": "Allow",
+                "Action": ["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"],
+                "Resource": "*",
+                "Condition": {"StringEquals": in_region},
+            },
+            {
+                # Only groups that carry the project and EMR tags at creation, in the region.
+                "Sid": "OperatorCreatesProjectSecurityGroups",
+                "Effect": "Allow",
+                "Action": "ec2:CreateSecurityGroup",
+                "Resource": f"arn:aws:ec2:{spec.region}:*:security-group/*",
+                "Condition": {
+                    "StringEquals": {
+                        f"aws:RequestTag/{tag_key}": tag_value,
+                        f"aws:RequestTag/{EMR_MANAGED_TAG[0]}": EMR_MANAGED_TAG[1],
+                    }
+                },
+            },
+            {
+                "Sid": "OperatorCreatesSecurityGroupsInTheRegionsVpcs",
+                "Effect": "Allow",
+                "Action": "ec2:CreateSecurityGroup",
+                "Resource": f"arn:aws:ec2:{spec.region}:*:vpc/*",
+            },
+            {
+                "Sid": "OperatorTagsSecurityGroupsOnlyAsItCreatesThem",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": f"arn:aws:ec2:{spec.region}:*:security-group/*",
+                "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}},
             },
             {
                 "Sid": "OperatorHandsTheServiceRoleToEmrOnly",

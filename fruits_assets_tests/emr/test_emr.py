@@ -13,6 +13,7 @@ from fruits_assets.images import sample_data
 from fruits_assets.storage.codecs import read_frame, read_model
 from fruits_assets.storage.tables import Lake
 from fruits_assets_tests.conftest import REPO, RUN_DIR, add_bad_files, run_env
+from fruits_assets_tests.emr.account import prepare_account
 from fruits_assets_tests.emr_harness.harness import FakeEmrCluster, MotoAws
 
 BUCKET = "fruits-assets-test"
@@ -29,6 +30,7 @@ def aws():
         # moto serves plain http, which the TLS-only policy of `s3 init` rightly refuses (asserted
         # below): the flow tests use a bucket made without that policy.
         moto.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        moto.subnet = prepare_account(moto)  # block public access on, a private subnet
         yield moto
 
 
@@ -40,6 +42,7 @@ def emr_env(tmp_path, aws, images=None, weights="random", **extra):
         FRUITS_DEPLOYMENT="emr",
         FRUITS_S3_BUCKET=BUCKET,
         FRUITS_AWS_REGION=REGION,
+        FRUITS_EMR_SUBNET_IDS=aws.subnet,
         **aws.env,
     )
     if images is None:
@@ -176,7 +179,11 @@ def test_emr_up_status_down(tmp_path, aws):
     cluster_id = up.stdout.strip()
     assert cluster_id.startswith("j-")
     staged = aws.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="emr/bootstrap/")["Contents"]
-    assert {o["Key"] for o in staged} == {"emr/bootstrap/bootstrap.sh", "emr/bootstrap/requirements-emr.txt"}
+    assert {o["Key"] for o in staged} == {
+        "emr/bootstrap/bootstrap.sh",
+        "emr/bootstrap/requirements-pip.txt",
+        "emr/bootstrap/requirements-emr.txt",
+    }
     status = cli(["emr", "status", "--cluster-id", cluster_id], env)
     assert status.returncode == 0 and json.loads(status.stdout)["state"] == "WAITING"
     down = cli(["emr", "down"], dict(env, FRUITS_EMR_CLUSTER_ID=cluster_id))
@@ -193,10 +200,13 @@ def test_emr_up_sends_the_planned_request(aws, monkeypatch):
     monkeypatch.setenv("FRUITS_S3_BUCKET", BUCKET)
     monkeypatch.setenv("FRUITS_AWS_REGION", REGION)
     monkeypatch.setenv("FRUITS_EMR_KMS_KEY_ARN", KMS_KEY)
+    monkeypatch.setenv("FRUITS_EMR_SUBNET_IDS", aws.subnet)
     sent = []
     emr = aws.client("emr")
     emr.meta.events.register("provide-client-params.emr.RunJobFlow", lambda params, **_: sent.append(params))
-    cluster_id = create_cluster(emr, aws.client("s3"), ClusterSpec.from_env(), poll_s=0.2, timeout_s=60)
+    cluster_id = create_cluster(
+        emr, aws.client("s3"), ClusterSpec.from_env(), poll_s=0.2, timeout_s=60, ec2_client=aws.client("ec2")
+    )
     [request] = sent
     assert request["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
     assert request["ManagedScalingPolicy"]["ComputeLimits"]["MaximumCapacityUnits"] == 20

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fruits_assets_tests.conftest import REPO, RUN_DIR, run_env
+from fruits_assets_tests.emr.account import prepare_account
 from fruits_assets_tests.emr_harness.harness import MotoAws
 
 BUCKET = "fruits-assets-security-test"
@@ -28,6 +29,7 @@ CLI = str(Path(sys.executable).with_name("fruits-assets"))
 def aws():
     with MotoAws(REGION) as moto:
         moto.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        moto.subnet = prepare_account(moto)  # block public access on, a private subnet
         yield moto
         # moto's state lives in this process, shared with test_emr.py's server: drop our clusters
         # (one holds a pending step the harness there would try to run).
@@ -43,6 +45,7 @@ def env_for(tmp_path, aws, **extra):
         FRUITS_S3_BUCKET=BUCKET,
         FRUITS_AWS_REGION=REGION,
         FRUITS_EMR_KMS_KEY_ARN=KMS_KEY,
+        FRUITS_EMR_SUBNET_IDS=aws.subnet,
         **aws.env,
     )
     for name in ("FRUITS_EMR_TLS_CERTS_S3", "FRUITS_EMR_JUPYTERHUB", "FRUITS_EMR_JUPYTERHUB_PASSWORD"):
@@ -141,12 +144,18 @@ def test_jupyterhub_is_off_by_default_and_needs_a_real_password(tmp_path, aws):
     with_password = dict(on, FRUITS_EMR_JUPYTERHUB_PASSWORD=PASSWORD)
     proc, out = plan(with_password)
     assert proc.returncode == 0, proc.stderr
-    assert {a["Name"] for a in out["RunJobFlow"]["Applications"]} == {"Hadoop", "Spark", "JupyterHub", "Livy"}
+    # Livy (Spark over REST, no authentication) only when asked for: the project kernel does not need it
+    assert {a["Name"] for a in out["RunJobFlow"]["Applications"]} == {"Hadoop", "Spark", "JupyterHub"}
     step, kernel = out["RunJobFlow"]["Steps"]  # the password first, then the project kernel
     assert step["ActionOnFailure"] == "TERMINATE_CLUSTER" and "chpasswd" in " ".join(step["HadoopJarStep"]["Args"])
-    script = " ".join(kernel["HadoopJarStep"]["Args"])
-    assert kernel["Name"] == "jupyterhub-project-kernel" and "ipykernel install --name fruits-assets" in script
-    assert f"--env FRUITS_S3_BUCKET {BUCKET}" in script and "--env FRUITS_DEPLOYMENT emr" in script
+    args = kernel["HadoopJarStep"]["Args"]
+    assert kernel["Name"] == "jupyterhub-project-kernel" and "ipykernel install --name fruits-assets" in args[2]
+    # settings travel as list elements after the constant script, never inside it
+    assert args[4] == BUCKET and BUCKET not in args[2]
+    assert ["--env", "FRUITS_S3_BUCKET", BUCKET] == args[args.index("FRUITS_S3_BUCKET") - 1 :][:3]
+    assert ["--env", "FRUITS_DEPLOYMENT", "emr"] == args[args.index("FRUITS_DEPLOYMENT") - 1 :][:3]
+    _, livy = plan(dict(with_password, FRUITS_EMR_LIVY="1"))
+    assert {a["Name"] for a in livy["RunJobFlow"]["Applications"]} == {"Hadoop", "Spark", "JupyterHub", "Livy"}
     # notebooks persist in the project bucket (EMR's jupyter-s3-conf classification)
     [persist] = [c for c in out["RunJobFlow"]["Configurations"] if c["Classification"] == "jupyter-s3-conf"]
     assert persist["Properties"] == {"s3.persistence.enabled": "true", "s3.persistence.bucket": BUCKET}
@@ -210,7 +219,11 @@ def test_emr_policy_is_rendered_from_settings(tmp_path, aws):
         for s in statements
         if s["Action"] == "iam:PassRole"
     }
-    assert passed == {"EMR_DefaultRole": "elasticmapreduce.amazonaws.com", "EMR_EC2_DefaultRole": "ec2.amazonaws.com"}
+    # the project's own roles (emr/roles.py), never EMR's defaults
+    assert passed == {
+        "fruits-assets-emr-service": "elasticmapreduce.amazonaws.com",
+        "fruits-assets-emr-instance": "ec2.amazonaws.com",
+    }
 
 
 def test_emr_up_creates_the_security_configuration_and_sends_it(tmp_path, aws, monkeypatch):
@@ -230,11 +243,13 @@ def test_emr_up_creates_the_security_configuration_and_sends_it(tmp_path, aws, m
     assert cluster["SecurityConfiguration"] == name and cluster["VisibleToAllUsers"] is False
     emr.terminate_job_flows(JobFlowIds=[up.stdout.strip()])
     # again in process, recording what RunJobFlow sent: the existing configuration is reused
-    for key in ("FRUITS_S3_BUCKET", "FRUITS_AWS_REGION", "FRUITS_EMR_KMS_KEY_ARN"):
+    for key in ("FRUITS_S3_BUCKET", "FRUITS_AWS_REGION", "FRUITS_EMR_KMS_KEY_ARN", "FRUITS_EMR_SUBNET_IDS"):
         monkeypatch.setenv(key, env[key])
     sent = []
     emr.meta.events.register("provide-client-params.emr.RunJobFlow", lambda params, **_: sent.append(params))
-    cluster_id = create_cluster(emr, aws.client("s3"), ClusterSpec.from_env(), poll_s=0.2, timeout_s=60)
+    cluster_id = create_cluster(
+        emr, aws.client("s3"), ClusterSpec.from_env(), poll_s=0.2, timeout_s=60, ec2_client=aws.client("ec2")
+    )
     [request] = sent
     assert request["SecurityConfiguration"] == name and request["VisibleToAllUsers"] is False
     assert {a["Name"] for a in request["Applications"]} == {"Hadoop", "Spark"}
@@ -251,6 +266,7 @@ def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monke
         ("FRUITS_EMR_KMS_KEY_ARN", KMS_KEY),
         ("FRUITS_EMR_JUPYTERHUB", "1"),
         ("FRUITS_EMR_JUPYTERHUB_PASSWORD", PASSWORD),
+        ("FRUITS_EMR_SUBNET_IDS", aws.subnet),
     ):
         monkeypatch.setenv(key, value)
     spec = ClusterSpec.from_env()
@@ -258,11 +274,11 @@ def test_emr_up_with_jupyterhub_keeps_the_password_out_of_the_request(aws, monke
     sent = []
     emr = aws.client("emr")
     emr.meta.events.register("provide-client-params.emr.RunJobFlow", lambda params, **_: sent.append(params))
-    cluster_id = create_cluster(emr, aws.client("s3"), spec, wait=False)
+    cluster_id = create_cluster(emr, aws.client("s3"), spec, wait=False, ec2_client=aws.client("ec2"))
     [request] = sent
     assert PASSWORD not in json.dumps(request)
     assert request["Steps"][0]["Name"] == "jupyterhub-admin-password"
-    assert f"s3://{BUCKET}/{JUPYTERHUB_SECRET_KEY}" in " ".join(request["Steps"][0]["HadoopJarStep"]["Args"])
+    assert request["Steps"][0]["HadoopJarStep"]["Args"][-2:] == [BUCKET, JUPYTERHUB_SECRET_KEY]
     staged = aws.client("s3").get_object(Bucket=BUCKET, Key=JUPYTERHUB_SECRET_KEY)["Body"].read()
     assert staged == f"jovyan:{PASSWORD}\n".encode()
     # `emr status` shows the set-up steps, so a failed kernel install does not go unnoticed
