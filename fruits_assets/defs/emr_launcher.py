@@ -59,6 +59,8 @@ class CommittingEmrStepLauncher(EmrPySparkStepLauncher):
                 time.sleep(check_interval)  # AWS rate-limits polling
                 done = self.emr_job_runner.is_emr_step_complete(step_context.log, self.cluster_id, emr_step_id)
                 all_events_new = self.read_events(s3, run_id, step_key)
+            if len(all_events_new) <= len(all_events):  # as dagster-aws: never relay an event twice
+                continue
             for event in all_events_new[len(all_events) :]:
                 if event.is_dagster_event and event.dagster_event.event_type in _HELD:
                     held.append(event)
@@ -70,11 +72,24 @@ class CommittingEmrStepLauncher(EmrPySparkStepLauncher):
         succeeded = any(e.dagster_event.event_type == DagsterEventType.STEP_SUCCESS for e in held)
         if not succeeded:
             return  # the step failed on the cluster: its failure was relayed, nothing is committed
+        versions: dict[str, tuple[int, bool]] = {}
+        failed: TableError | None = None
         try:
-            versions = commit_pending(self.lake, tuple(ASSETS), run_id, step_key)
+            commit_pending(self.lake, tuple(ASSETS), run_id, step_key, versions, step_context.previous_attempt_count)
         except TableError as exc:
-            raise expected_error(ExpectedFailure(str(exc))) from None
+            failed = exc
         for event in held:
+            if failed is not None and not self._committed(event, versions):
+                continue  # its commit did not happen: neither its materialization nor the step's success
             entry = _with_version(event, versions)
             step_context.instance.handle_new_event(entry)
             yield entry.dagster_event
+        if failed is not None:
+            raise expected_error(ExpectedFailure(str(failed))) from None
+
+    @staticmethod
+    def _committed(entry, versions: dict) -> bool:
+        event = entry.dagster_event
+        if event.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+            return False
+        return event.event_specific_data.materialization.asset_key.path[-1] in versions

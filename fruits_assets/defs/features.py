@@ -163,8 +163,10 @@ def image_features(
         # Unchanged files stay as they are; a file holding a changed or removed image is removed
         # and its surviving rows rewritten; a new version's rows replace everything.
         keep = todo.carry_paths if previous is not None and todo.reason == "incremental" else frozenset()
-        rows_by_file = loaded.rows_by_file if loaded else [(u, []) for u in (current.file_uris() if current else [])]
-        removed_idx, rewritten = rewrite_survivors(rows_by_file, keep, prefix, published.location())
+        if loaded is not None:
+            removed_idx, rewritten = rewrite_survivors(loaded.rows_by_file, keep, prefix, published.location())
+        else:  # nothing to build on (no table, or one committed elsewhere): every file is replaced
+            removed_idx, rewritten = list(range(len(current.files) if current else 0)), 0
         removes = tuple(current.files[i] for i in removed_idx) if current else ()
         untouched = [e for i, e in enumerate(current.files) if i not in set(removed_idx)] if current else []
         carried = rewritten + sum(e.rows or 0 for e in untouched)

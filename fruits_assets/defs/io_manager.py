@@ -4,6 +4,7 @@ same one for the whole run (the version this run committed, else the one its com
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, Optional
 
@@ -120,13 +121,15 @@ class TableIOManager(ConfigurableIOManager):
         if isinstance(obj, WithFigures):
             figures, obj = obj.figures, obj.value
         started = time.perf_counter()
-        inputs = _READS.pop((context.run_id, context.step_context.step.key), {})
+        inputs = dict(_READS.get((context.run_id, context.step_context.step.key), {}))
         record: dict[str, Any] = {"run_id": context.run_id, "asset": asset, "inputs": inputs}
         step = context.step_context
         defer = self.commit_by_launcher and step.step_launcher is not None
-        commit = self._committer(lake, context.run_id, step.step.key, defer)
+        commit = self._committer(lake, context.run_id, step.step.key, defer, step.previous_attempt_count)
         try:
             record["figures"] = {name: lake.put_blob(asset, png, ".png") for name, png in figures.items()}
+            if asset == REPORT:  # the UI's "View Notebook" renders a file: a content-addressed copy
+                record["figures"]["report.ipynb"] = lake.put_blob(asset, blobs_of(obj)["report.ipynb"], ".ipynb")
             version, columns, committed = self._commit(lake, asset, obj, record, context.run_id, commit)
         except TableError as exc:
             if isinstance(obj, NewParts) and obj.prefix:
@@ -144,18 +147,23 @@ class TableIOManager(ConfigurableIOManager):
         }
         if columns:
             metadata["dagster/column_schema"] = TableSchema(columns=[TableColumn(n, t) for n, t in columns])
-        for name, rel in record["figures"].items():
-            metadata[f"figure_{name.rsplit('.', 1)[0]}"] = MetadataValue.path(join(lake.table_uri(asset), rel))
-        if asset == REPORT:  # the UI's "View Notebook" renders a file: the content-addressed copy
-            rel = lake.put_blob(asset, blobs_of(obj)["report.ipynb"], ".ipynb")
-            metadata["notebook"] = MetadataValue.notebook(join(lake.table_uri(asset), rel))
+        files = record["figures"]
+        if not committed and version >= 0:
+            # Nothing new committed: link the files the standing version recorded (upkeep keeps
+            # those; this run's copies are unreferenced and go).
+            files = {**files, **(lake.commit_info(asset, version).get("figures") or {})}
+        for name, rel in files.items():
+            if name.endswith(".png"):
+                metadata[f"figure_{name.rsplit('.', 1)[0]}"] = MetadataValue.path(join(lake.table_uri(asset), rel))
+        if "report.ipynb" in files:
+            metadata["notebook"] = MetadataValue.notebook(join(lake.table_uri(asset), files["report.ipynb"]))
         metadata["commit_seconds"] = round(time.perf_counter() - started, 2)
         context.add_output_metadata(metadata)
         if committed and not defer:
             context.log.info(f"committed {asset} version {version}")
 
     @staticmethod
-    def _committer(lake: Lake, run_id: str, step_key: str, defer: bool):
+    def _committer(lake: Lake, run_id: str, step_key: str, defer: bool, attempt: int):
         """Commit now, or (on the cluster) write the request the Dagster process commits; both
         return the version (the read one for a request: the real one comes with the commit)."""
 
@@ -164,7 +172,7 @@ class TableIOManager(ConfigurableIOManager):
                 return lake.commit(asset, schema, adds, removes, read_version, info)
             if not adds and not removes and read_version is not None:
                 return read_version
-            request_commit(lake, run_id, step_key, asset, schema, adds, removes, read_version, info)
+            request_commit(lake, run_id, step_key, asset, schema, adds, removes, read_version, info, attempt)
             return -1 if read_version is None else read_version + 1
 
         return commit
@@ -184,6 +192,14 @@ class TableIOManager(ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             table = pa.Table.from_pandas(obj, preserve_index=False)
             columns = tuple((str(c), str(t)) for c, t in obj.dtypes.items())
+            # The same rows as the standing version: no new version (overlapping runs that list
+            # the same images then never conflict on it).
+            record["content_sha256"] = hashlib.sha256(pd.util.hash_pandas_object(obj, index=False).values).hexdigest()
+            if (
+                current is not None
+                and lake.commit_info(asset, current.version).get("content_sha256") == record["content_sha256"]
+            ):
+                return current.version, columns, False
         else:
             table = blob_table(blobs_of(obj))
             columns = tuple((f.name, str(f.type)) for f in BLOB_SCHEMA)

@@ -124,7 +124,8 @@ def rewrite_survivors(
         if not any(mask):
             continue
         fs, path = location.filesystem(uri)
-        table = pq.read_table(path, filesystem=fs).filter(pa.array(mask))
+        # Checksums verified: a damaged page must not be rewritten into a fresh, "valid" file.
+        table = pq.read_table(path, filesystem=fs, page_checksum_verification=True).filter(pa.array(mask))
         out_fs, out = location.filesystem(f"{prefix}-c{n:05d}.parquet")
         pq.write_table(
             table,

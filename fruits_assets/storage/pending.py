@@ -21,8 +21,9 @@ from .tables import FileEntry, Lake
 PENDING_DIR = "_pending"
 
 
-def _name(run_id: str, step_key: str) -> str:
-    return f"{run_id}-{step_key}.json"
+def _name(run_id: str, step_key: str, attempt: int) -> str:
+    # Per attempt: a retried step never commits what a failed attempt asked for.
+    return f"{run_id}-{step_key}-{attempt}.json"
 
 
 def _schema_bytes(schema) -> str:
@@ -40,6 +41,7 @@ def request_commit(
     removes: list[FileEntry],
     read_version: int | None,
     info: dict,
+    attempt: int = 0,
 ) -> None:
     request = {
         "asset": asset,
@@ -49,7 +51,7 @@ def request_commit(
         "read_version": read_version,
         "info": info,
     }
-    uri = join(lake.table_uri(asset), PENDING_DIR, _name(run_id, step_key))
+    uri = join(lake.table_uri(asset), PENDING_DIR, _name(run_id, step_key, attempt))
     fs, path = lake.fs(uri)
     if not uri.startswith("s3"):
         fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
@@ -57,12 +59,15 @@ def request_commit(
         out.write(json.dumps(request).encode())
 
 
-def commit_pending(lake: Lake, assets: tuple[str, ...], run_id: str, step_key: str) -> dict[str, tuple[int, bool]]:
-    """Commit every request the step left; returns {asset: (version, committed)}. A conflict
-    raises :class:`~fruits_assets.storage.tables.CommitConflict` (nothing more is committed)."""
-    out = {}
+def commit_pending(
+    lake: Lake, assets: tuple[str, ...], run_id: str, step_key: str, out: dict | None = None, attempt: int = 0
+) -> dict[str, tuple[int, bool]]:
+    """Commit every request the step's attempt left, filling and returning {asset: (version,
+    committed)}. A conflict raises :class:`~fruits_assets.storage.tables.CommitConflict`: what
+    was committed before it stays in ``out``, nothing more is committed."""
+    out = {} if out is None else out
     for asset in assets:
-        uri = join(lake.table_uri(asset), PENDING_DIR, _name(run_id, step_key))
+        uri = join(lake.table_uri(asset), PENDING_DIR, _name(run_id, step_key, attempt))
         fs, path = lake.fs(uri)
         if fs.get_file_info(path).type != pafs.FileType.File:
             continue

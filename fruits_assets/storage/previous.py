@@ -26,7 +26,7 @@ def load_previous(lake: Lake, features: Snapshot | None, rejects: pd.DataFrame |
     for uri in features.file_uris():
         fs, path = lake.fs(uri)
         try:
-            table = pq.read_table(path, filesystem=fs, columns=["path", "fingerprint"])
+            table = pq.read_table(path, filesystem=fs, columns=["path", "fingerprint"], page_checksum_verification=True)
         except (OSError, ValueError) as exc:
             raise TableError(
                 f"{features.asset} version {features.version}: committed file {uri} cannot be read "

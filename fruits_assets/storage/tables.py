@@ -333,6 +333,9 @@ class Lake:
         actions += [RemoveAction(f.path, True, now, f.size, {}) for f in removes]
         if not actions and read_version is not None:
             return read_version  # nothing changed (tasks wrote only empty files): no new version
+        # A commit id tells, after an error, whether the log entry was written anyway (a post-commit
+        # hook that failed, a conditional PUT whose answer was lost): then it is this commit.
+        info = {**info, "commit_id": uuid.uuid4().hex}
         properties = CommitProperties(custom_metadata={COMMIT_KEY: json.dumps(info)}, max_commit_retries=0)
         options = self.storage_options()
         delta_schema = schema if isinstance(schema, Schema) else Schema.from_arrow(schema)
@@ -350,6 +353,9 @@ class Lake:
             dt = DeltaTable(self._delta_uri(asset), version=read_version, storage_options=options)
             dt.create_write_transaction(actions, "append", delta_schema, commit_properties=properties)
         except (CommitFailedError, DeltaError) as exc:
+            written = 0 if read_version is None else read_version + 1
+            if self.commit_info(asset, written).get("commit_id") == info["commit_id"]:
+                return written
             latest = self.latest_version(asset)
             if latest is not None and latest != read_version:
                 raise CommitConflict(

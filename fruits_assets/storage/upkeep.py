@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -39,11 +40,12 @@ def _age_h(info: pafs.FileInfo) -> float:
     return (time.time() - mtime) / 3600
 
 
-def _delete(fs: pafs.FileSystem, path: str) -> None:
+def _delete(fs: pafs.FileSystem, path: str) -> bool:
     try:
         fs.delete_file(path)
+        return True
     except (FileNotFoundError, OSError):
-        pass
+        return False
 
 
 def collect(lake: Lake, assets: tuple[str, ...], keep_versions: int, min_age_hours: int) -> Collected:
@@ -58,13 +60,19 @@ def collect(lake: Lake, assets: tuple[str, ...], keep_versions: int, min_age_hou
             continue
         keep = list(range(max(0, latest - keep_versions + 1), latest + 1))
         dt = lake.delta_table(asset)
-        for rel in dt.vacuum(
+        doomed = dt.vacuum(
             retention_hours=min_age_hours, dry_run=True, enforce_retention_duration=False, full=True, keep_versions=keep
-        ):
-            rel = rel.split("://", 1)[-1]
+        )
+        # A run may have committed meanwhile: never delete what the newest version references.
+        newest = lake.snapshot(asset, verify=False) if doomed else None
+        live = {f.path for f in newest.files} if newest is not None else set()
+        for rel in doomed:
+            rel = unquote(rel.split("://", 1)[-1])
             rel = rel[rel.find(table) + len(table) :].lstrip("/") if table in rel else rel
-            _delete(fs, f"{table}/{rel}")
-            out.removed.append(f"{asset}/{rel}")
+            if rel in live:
+                continue
+            if _delete(fs, f"{table}/{rel}"):
+                out.removed.append(f"{asset}/{rel}")
         referenced = {path for v in keep for path in (lake.commit_info(asset, v).get("figures") or {}).values()}
         selector = pafs.FileSelector(f"{table}/{FILES_DIR}", allow_not_found=True)
         for info in fs.get_file_info(selector):

@@ -181,5 +181,5 @@ def test_a_step_on_the_cluster_only_asks_and_the_dagster_process_commits(tmp_pat
     prefix = write(lake, "a", "r2", ["z"])  # a cancelled step: its request is never committed
     request_commit(lake, "r2", "step_a", "a", SCHEMA, lake.written(prefix), [], 1, {"run_id": "r2"})
     removed = collect(lake, ("a",), keep_versions=3, min_age_hours=0).removed
-    assert "a/_pending/r2-step_a.json" in removed and any(p.startswith("a/part-r2") for p in removed)
+    assert "a/_pending/r2-step_a-0.json" in removed and any(p.startswith("a/part-r2") for p in removed)
     assert read_frame(lake, lake.snapshot("a"))["path"].tolist() == ["y"]
