@@ -313,7 +313,8 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
         event = instance.get_latest_materialization_event(AssetKey("image_features"))
         meta = event.asset_materialization.metadata
         assert (meta["table_version"].value, meta["committed"].value) == (0, "version 0")
-    assert not list(table_objects(s3, "image_features", "_pending/"))
+    # (pyarrow leaves an empty "folder" marker when it deletes the last object under a prefix)
+    assert not [k for k in table_objects(s3, "image_features", "_pending/") if not k.endswith("/")]
     # every parquet file in the table folders is committed: nothing half-written left behind
     for asset in ("image_features", "image_pca", "feature_probe"):
         committed = {u.rsplit("/", 1)[-1] for u in lake.snapshot(asset).file_uris()}
