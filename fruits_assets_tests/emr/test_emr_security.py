@@ -8,12 +8,11 @@ import os
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from fruits_assets_tests.conftest import REPO, RUN_DIR, run_env
-from fruits_assets_tests.emr.account import prepare_account
+from fruits_assets_tests.conftest import REPO
+from fruits_assets_tests.emr.account import cli, emr_env, prepare_account
 from fruits_assets_tests.emr_harness.harness import MotoAws
 
 BUCKET = "fruits-assets-security-test"
@@ -22,7 +21,6 @@ REGION = "eu-west-3"
 KMS_KEY = f"arn:aws:kms:{REGION}:111122223333:key/test"  # AWS's documentation placeholder account
 CERTS = "s3://fruits-assets-certs/emr/certs.zip"
 PASSWORD = "not-the-default-0123"
-CLI = str(Path(sys.executable).with_name("fruits-assets"))
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +35,7 @@ def aws():
 
 
 def env_for(tmp_path, aws, **extra):
-    env = run_env(
-        tmp_path,
-        tmp_path,
-        "random",
-        FRUITS_DEPLOYMENT="emr",
-        FRUITS_S3_BUCKET=BUCKET,
-        FRUITS_AWS_REGION=REGION,
-        FRUITS_EMR_KMS_KEY_ARN=KMS_KEY,
-        FRUITS_EMR_SUBNET_IDS=aws.subnet,
-        **aws.env,
-    )
-    for name in ("FRUITS_EMR_TLS_CERTS_S3", "FRUITS_EMR_JUPYTERHUB", "FRUITS_EMR_JUPYTERHUB_PASSWORD"):
-        env.pop(name, None)
-    env.update(extra)
-    return env
-
-
-def cli(args, env):
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=RUN_DIR)
+    return emr_env(tmp_path, aws, BUCKET, REGION, KMS_KEY, **extra)
 
 
 def plan(env):
