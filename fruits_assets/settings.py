@@ -237,6 +237,39 @@ def gc_min_age_hours() -> int:
     return n
 
 
+def s3_inventory_manifest() -> str | None:
+    """FRUITS_S3_INVENTORY_MANIFEST: an S3 Inventory report's manifest.json (s3:// URI) read in
+    place of listing the image store (buckets of millions of objects)."""
+    uri = _env("FRUITS_S3_INVENTORY_MANIFEST")
+    if uri and not (uri.startswith("s3://") and uri.endswith("manifest.json")):
+        raise SettingsError(f"FRUITS_S3_INVENTORY_MANIFEST={uri!r} must be the s3:// URI of a manifest.json")
+    return uri or None
+
+
+def s3_inventory_max_age_hours() -> int:
+    """FRUITS_S3_INVENTORY_MAX_AGE_HOURS (default 48): an older inventory report is refused."""
+    n = integer("FRUITS_S3_INVENTORY_MAX_AGE_HOURS", 48)
+    if n < 1:
+        raise SettingsError(f"FRUITS_S3_INVENTORY_MAX_AGE_HOURS={n}: must be >= 1")
+    return n
+
+
+def max_image_bytes() -> int:
+    """FRUITS_MAX_IMAGE_MB (default 64): a larger file is rejected with the reason, never read."""
+    n = integer("FRUITS_MAX_IMAGE_MB", 64)
+    if n < 1:
+        raise SettingsError(f"FRUITS_MAX_IMAGE_MB={n}: must be >= 1")
+    return n << 20
+
+
+def max_batch_bytes() -> int:
+    """FRUITS_MAX_BATCH_MB (default 256): bytes a featurization task holds read at once."""
+    n = integer("FRUITS_MAX_BATCH_MB", 256)
+    if n < 1:
+        raise SettingsError(f"FRUITS_MAX_BATCH_MB={n}: must be >= 1")
+    return n << 20
+
+
 def emr_staging_prefix() -> str:
     """FRUITS_EMR_STAGING_PREFIX (default emr_staging): step packages and staged parts in the bucket."""
     return key_prefix(_env("FRUITS_EMR_STAGING_PREFIX", "emr_staging"), "FRUITS_EMR_STAGING_PREFIX")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pandas as pd
-
 
 def featurizer_key(model_sha256: str, code_version: str) -> str:
     """The model plus what prepares its input outside it (decode/resize code, Pillow's version)."""
@@ -16,12 +14,10 @@ def featurizer_key(model_sha256: str, code_version: str) -> str:
     return hashlib.sha256(f"{model_sha256}|{code_version}|Pillow {PIL.__version__}".encode()).hexdigest()
 
 
-def content_key(featurizer_key: str, manifest: pd.DataFrame) -> str:
-    """Same key = same feature rows: the featurizer and every (path, fingerprint), order-free."""
-    digest = hashlib.sha256(featurizer_key.encode())
-    for path, fingerprint in sorted(zip(manifest["path"], manifest["fingerprint"])):
-        digest.update(f"\n{path}\0{fingerprint}".encode())
-    return digest.hexdigest()
+def content_key(featurizer_key: str, rows_digest: str) -> str:
+    """Same key = same feature rows: the featurizer and the order-free digest of every (path,
+    fingerprint) (images/digest.py)."""
+    return hashlib.sha256(f"{featurizer_key}|{rows_digest}".encode()).hexdigest()
 
 
 def fit_key(features_info: dict | None, config: dict) -> str | None:

@@ -1,10 +1,11 @@
 """React to new images: a sensor lists the image store each tick and requests a run of the whole
 graph when the listing changed (an image added, changed or removed) since its cursor.
 
-A tick costs one listing, never an image read: ``os.scandir`` + ``stat`` locally, one
-``ListObjectsV2`` call per 1,000 keys on S3 (91 calls for Fruits-360); the cursor is a digest of
-every (path, fingerprint), so the same change never requests two runs, and the run itself only
-featurizes what changed (incremental image_features).
+A tick costs one listing, never an image read: the same shards as raw_images (images/listing.py),
+listed by a thread pool (``os.scandir`` + ``stat`` locally; ``ListObjectsV2`` calls per
+``<split>/<label>/`` prefix, concurrently, on S3; or an S3 Inventory report); the cursor is the
+order-free digest of every (path, fingerprint), added up shard by shard with no row kept, so the
+same change never requests two runs, and the run itself only featurizes what changed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dagster import (
 )
 
 from .. import settings
-from ..images.inventory import listing_digest
+from ..images.s3_inventory import ManifestError
 from .resources import ImageStore
 
 refresh_job = define_asset_job(
@@ -39,15 +40,15 @@ refresh_job = define_asset_job(
 )
 def new_images_sensor(context: SensorEvaluationContext, images: ImageStore):
     try:
-        listing = images.scan()
-    except (FileNotFoundError, NotADirectoryError) as exc:
+        stats = images.list_stats()
+    except (FileNotFoundError, NotADirectoryError, ManifestError) as exc:
         return SkipReason(str(exc))
-    if listing.images.empty:
+    if stats.images == 0:
         return SkipReason(f"no images under {images.uri} yet")
-    digest = listing_digest(listing.images)
+    digest = stats.digest.hexdigest()
     if digest == context.cursor:
-        return SkipReason(f"no change in {len(listing.images)} images since the last run request")
+        return SkipReason(f"no change in {stats.images} images since the last run request")
     context.update_cursor(digest)
     # No run_key: the cursor already requests one run per change, and a listing that returns to an
     # earlier state (an image added, then removed) must request a run again.
-    return RunRequest(tags={"fruits/images": str(len(listing.images)), "fruits/listing": digest[:16]})
+    return RunRequest(tags={"fruits/images": str(stats.images), "fruits/listing": digest[:16]})

@@ -44,7 +44,7 @@ def local_resources(
     return {
         "pyspark": spark,
         "pyspark_step_launcher": ResourceDefinition.none_resource(description="local: steps run in-process"),
-        "images": ImageStore(uri=images_dir or settings.images_dir()),
+        "images": ImageStore(uri=images_dir or settings.images_dir()),  # no inventory report locally
         "io_manager": TableIOManager(
             root=root, keep_versions=settings.keep_versions(), min_age_hours=settings.gc_min_age_hours()
         ),
@@ -101,7 +101,14 @@ def emr_resources() -> dict:
             ),
             description="emr: Spark steps run on the cluster; this process commits their outputs",
         ),
-        "images": ImageStore(uri=s.raw_uri, endpoint_url=endpoint, region=s.region, source_dir=s.images_dir),
+        "images": ImageStore(
+            uri=s.raw_uri,
+            endpoint_url=endpoint,
+            region=s.region,
+            source_dir=s.images_dir,
+            inventory_manifest=settings.s3_inventory_manifest(),
+            inventory_max_age_hours=settings.s3_inventory_max_age_hours(),
+        ),
         "io_manager": TableIOManager(
             root=s.assets_uri,
             endpoint_url=endpoint,

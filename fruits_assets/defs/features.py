@@ -1,6 +1,7 @@
-"""image_features (+ image_rejects): Spark tasks read, decode, run LiteRT and write parquet parts;
-only images without a valid row are computed (incremental), and the blocking checks pass before
-anything is published."""
+"""image_features (+ image_rejects): the plan joins the inventory with the committed rows in Spark;
+Spark tasks read, decode, run LiteRT and write parquet parts; only images without a valid row are
+computed (incremental), and the blocking checks pass before anything is published. The driver
+holds counts and file lists, never a row per image."""
 
 import time
 from dataclasses import dataclass
@@ -19,13 +20,13 @@ from dagster import (
     multi_asset,
 )
 
-from ..analysis import incremental
+from .. import settings
 from ..analysis.keys import content_key, featurizer_key
 from ..names import GROUP, IMAGE_FEATURES, IMAGE_REJECTS
-from ..spark.featurize import FEATURES_SCHEMA, SUMMARY_COLUMNS, FeaturizeOptions, featurize
-from ..storage.artifacts import FeatureModelArtifact, NewParts
-from ..storage.parts import read_back, rewrite_survivors
-from ..storage.previous import load_previous
+from ..spark import plan as spark_plan
+from ..spark.featurize import FEATURES_SCHEMA, REJECTS_SCHEMA, FeaturizeOptions, FeaturizeStats, featurize
+from ..storage.artifacts import FeatureModelArtifact, NewParts, ParquetParts
+from ..storage.parts import read_back
 from . import metadata
 from .checks import audit_or_fail
 from .resources import FruitsSpark, ImageStore, PublishedOutputs
@@ -40,7 +41,7 @@ RATE_MIN_IMAGES = 100
 
 @dataclass(frozen=True)
 class Counts:
-    """What this run's featurization gives, from the per-image summary and the written parts."""
+    """What this run's featurization gives, from the tasks' stats and the plan's counts."""
 
     computed: int
     ok: int
@@ -54,15 +55,14 @@ class Counts:
         return self.ok + self.carried
 
 
-def _counts(summary: pd.DataFrame, carried: int, carried_rejects: int, dim: int) -> Counts:
-    ok = summary["error"].isna()
+def _counts(stats: FeaturizeStats, carried: int, carried_rejects: int) -> Counts:
     return Counts(
-        computed=len(summary),
-        ok=int(ok.sum()),
+        computed=stats.computed,
+        ok=stats.ok,
         carried=carried,
-        rejects=len(summary) - int(ok.sum()) + carried_rejects,
-        bad_dims=int((summary.loc[ok, "dims"] != dim).sum()),
-        non_finite=int((~summary.loc[ok, "finite"].astype(bool)).sum()),
+        rejects=stats.rejected + carried_rejects,
+        bad_dims=stats.bad_dims,
+        non_finite=stats.non_finite,
     )
 
 
@@ -132,59 +132,85 @@ def _checks(
 def image_features(
     context: AssetExecutionContext,
     config: FeaturizeConfig,
-    raw_images: pd.DataFrame,
+    raw_images: ParquetParts,
     feature_model: FeatureModelArtifact,
     images: ImageStore,
     published: PublishedOutputs,
     pyspark: FruitsSpark,
     pyspark_step_launcher: ResourceParam[Any],
 ):
-    """MobileNetV2 features for every inventory image: Spark tasks read, decode, run LiteRT and
-    write parquet parts; the counts and checks come from one summary row per image."""
+    """MobileNetV2 features for every inventory image: the plan joins the inventory with the
+    committed rows in Spark; tasks read, decode, run LiteRT and write features and rejections;
+    the driver gets counts and file lists only."""
     dim = int(feature_model.provenance.get("feature_dim", 1280))
     # What makes a feature row: the model, and the decoding around it (code version, Pillow).
     featurizer = featurizer_key(feature_model.provenance.get("model_sha256", ""), CODE_VERSION)
     lake = published.lake()
+    spark = pyspark.spark_session
     current = published.snapshot(IMAGE_FEATURES)
-    loaded = load_previous(lake, current, published.read_table(IMAGE_REJECTS))
-    previous = loaded.previous if loaded else None
+    current_rejects = published.snapshot(IMAGE_REJECTS)
     if current is None and lake.legacy(IMAGE_FEATURES):
         context.log.info("outputs of the previous storage layout are not read: every image is featurized once")
-    todo = incremental.plan(raw_images, previous, featurizer, config.full_refresh)
+    builds_on = current is not None and "featurizer_key" in current.info
+    reuse = (
+        None
+        if builds_on and not config.full_refresh and current.info["featurizer_key"] == featurizer
+        else "full refresh requested"
+        if builds_on and config.full_refresh
+        else "the model changed: every image is featurized again"
+        if builds_on
+        else None
+    )
     prefix = published.new_prefix(IMAGE_FEATURES, context.run_id)
+    rejects_prefix = published.new_prefix(IMAGE_REJECTS, context.run_id)
     options = FeaturizeOptions(
         batch_size=config.batch_size,
         arrow_batch_rows=config.arrow_batch_rows,
         interpreter_threads=config.interpreter_threads,
         read_threads=config.read_threads,
+        max_image_bytes=settings.max_image_bytes(),
+        max_batch_bytes=settings.max_batch_bytes(),
     )
+    feature_files = list(current.file_uris()) if builds_on and current else None
     started = time.perf_counter()
+    todo = None
     try:
+        todo = spark_plan.plan(
+            spark,
+            list(raw_images.files),
+            feature_files,
+            list(current_rejects.file_uris()) if current_rejects and builds_on else [],
+            published.location(),
+            reuse,
+        )
         # Unchanged files stay as they are; a file holding a changed or removed image is removed
         # and its surviving rows rewritten; a new version's rows replace everything.
-        keep = todo.carry_paths if previous is not None and todo.reason == "incremental" else frozenset()
-        if loaded is not None:
-            removed_idx, rewritten = rewrite_survivors(loaded.rows_by_file, keep, prefix, published.location())
-        else:  # nothing to build on (no table, or one committed elsewhere): every file is replaced
-            removed_idx, rewritten = list(range(len(current.files) if current else 0)), 0
-        removes = tuple(current.files[i] for i in removed_idx) if current else ()
-        untouched = [e for i, e in enumerate(current.files) if i not in set(removed_idx)] if current else []
-        carried = rewritten + sum(e.rows or 0 for e in untouched)
+        if current is not None and not builds_on:  # a table committed elsewhere: replaced entirely
+            todo.removed_files = list(range(len(current.files)))
+        rewritten = spark_plan.rewrite_survivors(todo, feature_files or [], prefix, published.location())
+        removes = tuple(current.files[i] for i in todo.removed_files) if current else ()
+        untouched = [current.files[i] for i in todo.untouched] if current else []
+        carried = todo.carried_rows
         context.log.info(
             "%s: %d images to featurize; %d feature rows carried over (%d files untouched, %d rows rewritten), "
             "%d rejections carried over, %d removed",
             todo.reason,
-            len(todo.compute),
+            todo.compute_rows,
             carried,
             len(untouched),
             rewritten,
-            len(todo.carried_rejects),
+            todo.carried_rejects_rows,
             todo.removed,
         )
+        carried_rejects = (
+            spark_plan.write_rows(todo.carried_rejects, f"{rejects_prefix}-c", REJECTS_SCHEMA, published.location())
+            if todo.carried_rejects is not None and todo.carried_rejects_rows
+            else 0
+        )
         carry_seconds = time.perf_counter() - started
-        summary = (
+        stats = (
             featurize(
-                pyspark.spark_session,
+                spark,
                 todo.compute,
                 images.path_root(),
                 prefix,
@@ -192,35 +218,36 @@ def image_features(
                 options,
                 images.location(),
                 published.location(),
+                rejects_prefix=rejects_prefix,
+                rows=todo.compute_rows,
             )
-            if len(todo.compute)
-            else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+            if todo.compute_rows
+            else FeaturizeStats()
         )
     except BaseException:
         published.discard(prefix)
+        published.discard(rejects_prefix)
         raise
+    finally:
+        if todo is not None:
+            todo.release()
     seconds = time.perf_counter() - started - carry_seconds
-    counts = _counts(summary, carried, len(todo.carried_rejects), dim)
-    ok = summary["error"].isna()
-    fingerprints = raw_images.set_index("path")["fingerprint"]
-    rows = incremental.manifest(todo.carry_paths, summary.loc[ok, "path"], fingerprints)
-    key = content_key(featurizer, rows)
+    counts = _counts(stats, carried, carried_rejects)
+    key = content_key(featurizer, todo.carried_digest.merge(stats.digest).hexdigest())
     info = {
         "featurizer_key": featurizer,
         "content_key": key,
         "rows": counts.features,
         "model": feature_model.provenance.get("model_sha256", ""),
     }
-    per_split = {
-        str(k): int(v)
-        for k, v in raw_images.loc[raw_images["path"].isin(set(rows["path"])), "split"].value_counts().items()
-    }
+    per_split = dict(todo.carried_per_split)
+    for split, n in stats.per_split.items():
+        per_split[str(split)] = per_split.get(str(split), 0) + n
     # What the table holds once committed, from the parquet footers: rows and values must match.
     table_uri = lake.table_uri(IMAGE_FEATURES)
     files = [f"{table_uri}/{e.path}" for e in untouched] + [f"{table_uri}/{n}" for n in lake.written(prefix)]
     written = read_back(files, 1000, published.location())
     spread = float(written.sample.std(axis=0).mean()) if len(written.sample) > 1 else 0.0
-    rejects = incremental.rejects(todo.carried_rejects, summary.loc[~ok], fingerprints)
     checks_seconds = time.perf_counter() - started - seconds - carry_seconds
     if counts.computed:
         # A rate over a handful of images is Spark's start-up, not featurization: not shown.
@@ -228,8 +255,13 @@ def image_features(
         context.log.info(
             "featurized %d images (%d rejected) in %.1fs%s", counts.computed, counts.computed - counts.ok, seconds, rate
         )
-    checks = _checks(counts, len(raw_images), written.rows, written.values, dim, spread, len(written.sample))
-    yield from audit_or_fail(IMAGE_FEATURES, checks, on_fail=lambda: published.discard(prefix))
+    checks = _checks(counts, todo.inventory_rows, written.rows, written.values, dim, spread, len(written.sample))
+
+    def discard() -> None:
+        published.discard(prefix)
+        published.discard(rejects_prefix)
+
+    yield from audit_or_fail(IMAGE_FEATURES, checks, on_fail=discard)
     selected = {asset_key.path[-1] for asset_key in context.selected_asset_keys}
     if IMAGE_FEATURES in selected:
         yield MaterializeResult(
@@ -248,7 +280,7 @@ def image_features(
                 "per_split": per_split,
                 "rejected": counts.rejects,
                 "images_computed": counts.computed,
-                "images_reused": carried + len(todo.carried_rejects),
+                "images_reused": carried + carried_rejects,
                 "files_untouched": len(untouched),
                 "files_removed": len(removes),
                 "rows_rewritten": rewritten,
@@ -259,6 +291,8 @@ def image_features(
                 "carry_seconds": round(carry_seconds, 2),
                 "checks_seconds": round(checks_seconds, 2),
                 "images_per_second": round(counts.computed / max(seconds, 1e-9), 1),
+                "worker_peak_rss_mb": stats.worker_peak_rss_mb,
+                "rejected_too_large": stats.too_large,
                 "feature_std_across_images": round(spread, 6),
                 "preview": metadata.preview_parts(files, published.location(), "features", root=images.path_root()),
                 "images_root": MetadataValue.path(images.uri),
@@ -272,12 +306,24 @@ def image_features(
     if IMAGE_REJECTS in selected:
         yield MaterializeResult(
             asset_key=IMAGE_REJECTS,
-            value=rejects,
+            value=NewParts(
+                rejects_prefix,
+                tuple((f.name, str(f.type)) for f in REJECTS_SCHEMA),
+                REJECTS_SCHEMA,
+                current_rejects.version if current_rejects else None,
+                current_rejects.files if current_rejects else (),
+                {"rows": counts.rejects},
+            ),
             metadata={
                 "dagster/row_count": counts.rejects,
                 "rejected_files": metadata.table(
-                    rejects, {"path": "string", "error": "string"}, REJECTS_LISTED, root=images.path_root()
+                    pd.DataFrame(stats.reject_examples, columns=["path", "error"]),
+                    {"path": "string", "error": "string"},
+                    REJECTS_LISTED,
+                    root=images.path_root(),
                 ),
                 "images_root": MetadataValue.path(images.uri),
             },
         )
+    else:
+        published.discard(rejects_prefix)

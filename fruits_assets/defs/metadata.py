@@ -51,12 +51,16 @@ def table(
     )
 
 
-def per_class(inventory: pd.DataFrame) -> MetadataValue:
-    """One row per class: total, Training, Test; the first row holds the totals."""
-    labelled = inventory.assign(
-        label=inventory["label"].fillna("(not in <split>/<label>/)"), split=inventory["split"].fillna("(none)")
+def per_class_counts(counts: list[tuple]) -> MetadataValue:
+    """One row per class: total, Training, Test, from (label, split, images) counts (label and split
+    None: not in the layout); the first row holds the totals."""
+    frame = pd.DataFrame(counts, columns=["label", "split", "n"])
+    frame = frame[frame["n"] > 0]
+    labelled = frame.assign(
+        label=frame["label"].fillna("(not in <split>/<label>/)"), split=frame["split"].fillna("(none)")
     )
-    counts = labelled.groupby(["label", "split"]).size().unstack("split", fill_value=0)
+    counts = labelled.pivot_table(index="label", columns="split", values="n", aggfunc="sum", fill_value=0)
+    counts.columns.name = "split"
     for split in ("Training", "Test"):
         if split not in counts.columns:
             counts[split] = 0

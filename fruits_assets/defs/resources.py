@@ -14,6 +14,7 @@ from .. import settings
 from ..analysis.pca import PcaModel
 from ..errors import expected_error
 from ..images.inventory import Scan, scan
+from ..images.listing import ListingStats, Shard, list_in_threads, list_to_parts, plan_shards
 from ..images.s3_sync import SyncReport, sync_images
 from ..names import FEATURE_MODEL, PCA_MODEL
 from ..spark.featurize import spark_path_root
@@ -68,6 +69,8 @@ class ImageStore(ConfigurableResource):
     endpoint_url: Optional[str] = None
     region: Optional[str] = None
     source_dir: Optional[str] = None  # emr: local folder uploaded to ``uri`` by raw_images
+    inventory_manifest: Optional[str] = None  # an S3 Inventory manifest.json read instead of listing
+    inventory_max_age_hours: int = 48
 
     def s3_client(self):
         import boto3
@@ -93,9 +96,23 @@ class ImageStore(ConfigurableResource):
         return spark_path_root(self.spark_root())
 
     def scan(self) -> Scan:
-        """Every file under the store: images (path, label, split, bytes) and what was skipped, with
-        the reason (:mod:`fruits_assets.images.inventory`)."""
-        return scan(self.uri, self.endpoint_url, self.region)
+        """Every file under the store, held in memory (small stores, tests): images (path, label,
+        split, bytes) and what was skipped, with the reason (:mod:`fruits_assets.images.inventory`)."""
+        return scan(self.uri, self.endpoint_url, self.region, self.inventory_manifest, self.inventory_max_age_hours)
+
+    def shards(self) -> list[Shard]:
+        """The units its listing is split into (images/listing.py)."""
+        return plan_shards(
+            self.uri, self.endpoint_url, self.region, self.inventory_manifest, self.inventory_max_age_hours
+        )
+
+    def list_stats(self) -> ListingStats:
+        """Counts and the digest of every image, listed shard by shard; no row is kept (the sensor)."""
+        return list_in_threads(self.uri, self.shards(), self.endpoint_url, self.region)[0]
+
+    def list_to_parts(self, out_prefix: str, parts_at: Location) -> ListingStats:
+        """The inventory written as parquet parts under ``out_prefix``, shard by shard."""
+        return list_to_parts(self.uri, self.shards(), out_prefix, self.endpoint_url, self.region, parts_at)
 
 
 class PublishedOutputs(ConfigurableResource):

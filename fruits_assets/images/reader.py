@@ -9,12 +9,17 @@ import pyarrow.fs as pafs
 from ..storage.fs import Location
 
 
-class ImageReader:
-    """``reader(paths) -> [bytes | OSError]`` in order: local files in turn, S3 objects
-    concurrently (small GETs are latency-bound; binaryFile on EMRFS fetches them one by one)."""
+class TooLarge(Exception):
+    """A file larger than the per-file cap: rejected with this reason, never read whole."""
 
-    def __init__(self, location: Location, threads: int):
-        self._location, self._threads = location, threads
+
+class ImageReader:
+    """``reader(paths) -> [bytes | OSError | TooLarge]`` in order: local files in turn, S3 objects
+    concurrently (small GETs are latency-bound; binaryFile on EMRFS fetches them one by one).
+    At most ``max_bytes`` + 1 bytes are read per file, whatever its size says."""
+
+    def __init__(self, location: Location, threads: int, max_bytes: int = 64 << 20):
+        self._location, self._threads, self._max = location, threads, max_bytes
         self._fs: pafs.FileSystem | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -22,12 +27,16 @@ class ImageReader:
         try:
             if "://" not in path:
                 with open(path[len("file:") :] if path.startswith("file:") else path, "rb") as fh:
-                    return fh.read()
-            assert self._fs is not None
-            with self._fs.open_input_stream(path.split("://", 1)[1]) as stream:
-                return stream.read()
+                    data = fh.read(self._max + 1)
+            else:
+                assert self._fs is not None
+                with self._fs.open_input_stream(path.split("://", 1)[1]) as stream:
+                    data = stream.read(self._max + 1)
         except OSError as exc:
             return exc
+        if len(data) > self._max:
+            return TooLarge(too_large(None, self._max))
+        return data
 
     def __call__(self, paths: list[str]) -> list:
         remote = [p for p in paths if "://" in p]
@@ -41,3 +50,9 @@ class ImageReader:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
+
+
+def too_large(size: int | None, limit: int) -> str:
+    """The reason a file is rejected for its size (deterministic: carried over until it changes)."""
+    found = f"{size} bytes" if size is not None else "more"
+    return f"too large: {found} > {limit} bytes (FRUITS_MAX_IMAGE_MB={limit >> 20})"

@@ -1,5 +1,6 @@
 """Spark side of featurization: each task reads its images, runs LiteRT and writes its own
-parquet part; Spark only schedules the tasks and collects one small summary row per image.
+parquet parts (features, rejections); Spark only schedules the tasks and collects one row of
+counts per task.
 
 Feature vectors never cross into the JVM: converting 1,280 floats per row to Spark rows, caching
 them and writing them again through parquet-mr cost as much CPU as decoding (benchmarks/,
@@ -9,21 +10,24 @@ executors never load TensorFlow.
 
 from __future__ import annotations
 
+import bisect
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ..images.decode import RejectedImage, load_rgb
+from ..images.digest import RowDigest
 from ..images.layout import parse_image_path, relative_image_path
-from ..images.reader import ImageReader
+from ..images.reader import ImageReader, TooLarge, too_large
 from ..model.litert import cached_extractor, model_digest
 from ..storage.fs import Location
 from ..storage.parts import PartWriter, part_uri
 
-# One row per inventory image, collected to the driver: every count and check comes from it.
+# One row per image of a batch, inside a task: the task's counts and its rejections come from it.
 SUMMARY_DDL = "path string, label string, split string, bytes long, error string, finite boolean, dims int"
 SUMMARY_SCHEMA = pa.schema(
     [
@@ -46,6 +50,16 @@ FEATURES_SCHEMA = pa.schema(
     ]
 )
 SUMMARY_COLUMNS = tuple(SUMMARY_SCHEMA.names)
+REJECTS_SCHEMA = pa.schema(  # image_rejects: why an image has no feature row
+    [
+        ("path", pa.string()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("bytes", pa.int64()),
+        ("error", pa.string()),
+        ("fingerprint", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,8 @@ class FeaturizeOptions:
     max_pixels: int = 50_000_000
     read_threads: int = 16  # concurrent GETs per task for s3:// images (latency-bound)
     row_group_rows: int = 2048  # ~10 MB of features per parquet row group
+    max_image_bytes: int = 64 << 20  # a larger file is rejected unread (FRUITS_MAX_IMAGE_MB)
+    max_batch_bytes: int = 256 << 20  # image bytes a task holds read at once (FRUITS_MAX_BATCH_MB)
 
 
 def _partition_id() -> int:
@@ -113,6 +129,9 @@ def featurize_batch(
         except ValueError as exc:
             errors[i] = str(exc)
             continue
+        if isinstance(blob, TooLarge):
+            errors[i] = str(blob)
+            continue
         if isinstance(blob, Exception):
             errors[i] = f"unreadable: {type(blob).__name__}: {blob}"
             continue
@@ -153,6 +172,92 @@ def featurize_batch(
     )
 
 
+@dataclass
+class FeaturizeStats:
+    """What the featurization tasks report to the driver: counts, the digest of the rows they
+    wrote, the first rejections by path, and the largest resident memory a task reached."""
+
+    computed: int = 0
+    ok: int = 0
+    rejected: int = 0
+    bad_dims: int = 0
+    non_finite: int = 0
+    too_large: int = 0
+    per_split: dict = field(default_factory=dict)
+    digest: RowDigest = field(default_factory=RowDigest)
+    reject_examples: list = field(default_factory=list)  # [path, error], smallest paths
+    worker_peak_rss_mb: float = 0.0
+
+    def add(self, summary: pa.RecordBatch, fingerprints: list[str], dim: int) -> None:
+        columns = summary.to_pydict()
+        for path, split, error, finite, dims, fp in zip(
+            columns["path"], columns["split"], columns["error"], columns["finite"], columns["dims"], fingerprints
+        ):
+            self.computed += 1
+            if error is not None:
+                self.rejected += 1
+                self.too_large += error.startswith("too large:")
+                _keep_smallest(self.reject_examples, [path, error], REJECT_EXAMPLES)
+                continue
+            self.ok += 1
+            self.bad_dims += dims != dim
+            self.non_finite += not finite
+            self.per_split[split] = self.per_split.get(split, 0) + 1
+            self.digest.add(path, fp)
+
+    def merge(self, other: "FeaturizeStats") -> "FeaturizeStats":
+        for name in ("computed", "ok", "rejected", "bad_dims", "non_finite", "too_large"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for k, v in other.per_split.items():
+            self.per_split[k] = self.per_split.get(k, 0) + v
+        for item in other.reject_examples:
+            _keep_smallest(self.reject_examples, item, REJECT_EXAMPLES)
+        self.digest.merge(other.digest)
+        self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, other.worker_peak_rss_mb)
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {**{k: v for k, v in self.__dict__.items() if k != "digest"}, "digest": self.digest.to_json()}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeaturizeStats":
+        doc = json.loads(text)
+        doc["digest"] = RowDigest.from_json(doc["digest"])
+        return cls(**doc)
+
+
+REJECT_EXAMPLES = 200
+
+
+def _keep_smallest(items: list, item: list, limit: int) -> None:
+    if len(items) >= limit and item[0] >= items[-1][0]:
+        return
+    bisect.insort(items, item, key=lambda x: x[0])
+    del items[limit:]
+
+
+def _byte_bounded(batch: pa.RecordBatch, limit: int) -> Iterator[pa.RecordBatch]:
+    """``batch`` cut so that each piece's listed bytes stay within ``limit`` (a piece holds at
+    least one row; a file over the per-file cap is never read, so one row stays within it too)."""
+    sizes = batch.column("bytes").to_pylist()
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > limit:
+            yield batch.slice(start, i - start)
+            start, total = i, 0
+        total += size
+    if start < len(sizes):
+        yield batch.slice(start)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
 def featurize_partition(
     batches: Iterator[pa.RecordBatch],
     part_uri: str,
@@ -162,59 +267,120 @@ def featurize_partition(
     options: FeaturizeOptions,
     images_at: Location,
     parts_at: Location,
+    rejects_uri: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Body of a Spark task: inventory (path, bytes) batches in, summary batches out, features
-    written to ``part_uri`` (always written, empty or not, so the schema is there)."""
+    """Body of a Spark task: inventory (path, bytes, fingerprint) batches in, features written to
+    ``part_uri`` and rejections to ``rejects_uri`` (both always written, empty or not, so the
+    schema is there); yields one row, the task's :class:`FeaturizeStats` as JSON."""
     # An unwritable output fails first, before the model loads.
     writer = PartWriter(part_uri, parts_at, options.row_group_rows, FEATURES_SCHEMA)
-    read = ImageReader(images_at, options.read_threads)
+    rejects = _RejectsWriter(rejects_uri, parts_at) if rejects_uri else None
+    read = ImageReader(images_at, options.read_threads, options.max_image_bytes)
+    stats = FeaturizeStats()
     try:
         extractor = cached_extractor(model_bytes, options.batch_size, options.interpreter_threads, digest)
-        for batch in batches:
-            paths = batch.column("path").to_pylist()
-            yield featurize_batch(
-                paths,
-                batch.column("bytes").to_pylist(),
-                read(paths),
-                root,
-                extractor,
-                options,
-                writer,
-                batch.column("fingerprint").to_pylist() if "fingerprint" in batch.schema.names else None,
-            )
+        for whole in batches:
+            for batch in _byte_bounded(whole, options.max_batch_bytes):
+                paths = batch.column("path").to_pylist()
+                sizes = batch.column("bytes").to_pylist()
+                prints = (
+                    batch.column("fingerprint").to_pylist()
+                    if "fingerprint" in batch.schema.names
+                    else [""] * len(paths)
+                )
+                # A file listed over the cap is rejected unread (the reader caps what grew since).
+                blobs = [None if s > options.max_image_bytes else p for p, s in zip(paths, sizes)]
+                wanted = [p for p in blobs if p is not None]
+                got = iter(read(wanted))
+                data = [
+                    next(got) if p is not None else TooLarge(too_large(s, options.max_image_bytes))
+                    for p, s in zip(blobs, sizes)
+                ]
+                summary = featurize_batch(paths, sizes, data, root, extractor, options, writer, prints)
+                stats.add(summary, prints, extractor.output_dim)
+                if rejects is not None:
+                    rejects.add(summary, prints)
+                del data, got
     finally:
         read.close()
     writer.close()
+    if rejects is not None:
+        rejects.close()
+    stats.worker_peak_rss_mb = round(_peak_rss_mb(), 1)
+    yield pa.RecordBatch.from_pydict({"stats": [stats.to_json()]})
+
+
+class _RejectsWriter:
+    """A task's rejections (path, label, split, bytes, error, fingerprint) as a parquet part."""
+
+    def __init__(self, uri: str, location: Location):
+        import pyarrow.parquet as pq
+
+        from ..storage.fs import ensure_dir
+
+        fs, path = location.filesystem(uri)
+        ensure_dir(fs, path.rsplit("/", 1)[0], uri)
+        self._stream = fs.open_output_stream(path)
+        self._schema = REJECTS_SCHEMA
+        self._writer = pq.ParquetWriter(self._stream, REJECTS_SCHEMA, compression="snappy", write_page_checksum=True)
+
+    def add(self, summary: pa.RecordBatch, fingerprints: list[str]) -> None:
+        import pyarrow.compute as pc
+
+        mask = pc.is_valid(summary.column("error"))
+        if not pc.any(mask).as_py():
+            return
+        table = pa.Table.from_batches([summary]).append_column("fingerprint", pa.array(fingerprints, pa.string()))
+        table = table.filter(mask).select(list(self._schema.names)).cast(self._schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._writer.close()
+        self._stream.close()
 
 
 def featurize(
     spark,
-    inventory: pd.DataFrame,
+    inventory,
     root: str,
     out_prefix: str,
     model_bytes: bytes,
     options: FeaturizeOptions = FeaturizeOptions(),
     images_at: Location = Location(),
     parts_at: Location = Location(),
-) -> pd.DataFrame:
-    """Featurize every image of ``inventory`` (path, bytes, fingerprint): features parquet parts
-    written as ``<out_prefix>-<n>.parquet`` (path, label, split, features float[dim], fingerprint);
-    returns the summary, one row per image (path, label, split, bytes, error, finite, dims); a
-    rejected image has its reason in ``error``.
+    rejects_prefix: str | None = None,
+    rows: int | None = None,
+) -> FeaturizeStats:
+    """Featurize every image of ``inventory`` (a Spark DataFrame, or a pandas frame for small
+    inputs: path, bytes, fingerprint): features parquet parts written as
+    ``<out_prefix>-<n>.parquet`` (path, label, split, features float[dim], fingerprint), rejections
+    as ``<rejects_prefix>-<n>.parquet`` (path, label, split, bytes, error, fingerprint); returns
+    the tasks' stats added up (``rows``: the inventory's row count, when known).
 
     ``root`` is the image store root as the inventory spells paths (``file:/abs/dir`` or
-    ``s3://bucket/prefix``). A retried task rewrites the same part file.
+    ``s3://bucket/prefix``). A retried task rewrites the same part files.
     """
-    parts = partition_count(len(inventory), spark.sparkContext.defaultParallelism)
+    if isinstance(inventory, pd.DataFrame):
+        columns = inventory[["path", "bytes"]].astype({"bytes": "int64"})
+        columns["fingerprint"] = inventory["fingerprint"].astype(str) if "fingerprint" in inventory else ""
+        rows = len(columns)
+        inventory = spark.createDataFrame(columns)
+    elif rows is None:
+        rows = inventory.count()
+    parts = partition_count(rows, spark.sparkContext.defaultParallelism)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(options.arrow_batch_rows))
     broadcast = spark.sparkContext.broadcast(model_bytes)
     digest = model_digest(model_bytes)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        out = part_uri(out_prefix, _partition_id())
-        yield from featurize_partition(batches, out, root, broadcast.value, digest, options, images_at, parts_at)
+        n = _partition_id()
+        rejects_uri = part_uri(rejects_prefix, n) if rejects_prefix else None
+        yield from featurize_partition(
+            batches, part_uri(out_prefix, n), root, broadcast.value, digest, options, images_at, parts_at, rejects_uri
+        )
 
-    columns = inventory[["path", "bytes"]].astype({"bytes": "int64"})
-    columns["fingerprint"] = inventory["fingerprint"].astype(str) if "fingerprint" in inventory else ""
-    rows = spark.createDataFrame(columns).repartition(parts)
-    return rows.mapInArrow(run, SUMMARY_DDL).toPandas()
+    frame = inventory.select("path", "bytes", "fingerprint").repartition(parts)
+    total = FeaturizeStats()
+    for row in frame.mapInArrow(run, "stats string").collect():
+        total.merge(FeaturizeStats.from_json(row["stats"]))
+    return total

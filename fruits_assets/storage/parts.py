@@ -108,37 +108,6 @@ def read_back(
     return WrittenParts(rows, values, sample)
 
 
-def rewrite_survivors(
-    files: list[tuple[str, list[str]]], keep: frozenset, prefix: str, location: Location = Location()
-) -> tuple[list[int], int]:
-    """Incremental change of a table: for each (file URI, its row paths), a file whose rows are all
-    in ``keep`` stays as it is (untouched: no copy); a file holding a row not in ``keep`` is to be
-    removed, and its surviving rows are rewritten into ``<prefix>-c<n>.parquet``. Returns (indexes
-    of the files to remove, rows rewritten). Vectors are copied bit for bit."""
-    removed, rewritten = [], 0
-    for n, (uri, paths) in enumerate(files):
-        mask = [p in keep for p in paths]
-        if all(mask):
-            continue
-        removed.append(n)
-        if not any(mask):
-            continue
-        fs, path = location.filesystem(uri)
-        # Checksums verified: a damaged page must not be rewritten into a fresh, "valid" file.
-        table = pq.read_table(path, filesystem=fs, page_checksum_verification=True).filter(pa.array(mask))
-        out_fs, out = location.filesystem(f"{prefix}-c{n:05d}.parquet")
-        pq.write_table(
-            table,
-            out,
-            filesystem=out_fs,
-            compression="snappy",
-            use_dictionary=["path", "label", "split"],
-            write_page_checksum=True,
-        )
-        rewritten += table.num_rows
-    return removed, rewritten
-
-
 def write_table(uri: str, table: pa.Table, location: Location = Location()) -> None:
     """A parquet file the driver writes (the probe's rows)."""
     fs, path = location.filesystem(uri)

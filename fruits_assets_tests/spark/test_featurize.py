@@ -16,6 +16,7 @@ from fruits_assets.model.keras_build import build_model, to_tflite
 from fruits_assets.model.litert import model_digest
 from fruits_assets.spark.featurize import (
     FeaturizeOptions,
+    FeaturizeStats,
     featurize,
     featurize_partition,
     partition_count,
@@ -30,24 +31,51 @@ def model_bytes(seeded_weights):
     return to_tflite(build_model(str(seeded_weights)).model)
 
 
-def run_featurize(spark, root, out, model_bytes, options=FeaturizeOptions(), inventory=None):
+def outcome(features: pd.DataFrame, rejects: pd.DataFrame) -> pd.DataFrame:
+    """One row per image from what the tasks wrote: features (finite, dims) or the rejection."""
+    ok = features[["path", "label", "split"]].assign(
+        error=None,
+        finite=[bool(np.isfinite(v).all()) for v in features["features"]],
+        dims=[len(v) for v in features["features"]],
+    )
+    bad = rejects[["path", "label", "split", "bytes", "error"]].assign(finite=None, dims=None)
+    return pd.concat([ok, bad], ignore_index=True)
+
+
+def run_featurize(spark, root, out, model_bytes, options=FeaturizeOptions(), inventory=None, with_stats=False):
     inventory = ImageStore(uri=str(root)).scan().images if inventory is None else inventory
-    summary = featurize(spark, inventory, spark_path_root(str(root)), str(out / "part"), model_bytes, options)
-    return summary, pq.read_table(str(out)).to_pandas()
+    rejects_dir = out.parent / f"{out.name}-rejects"
+    stats = featurize(
+        spark,
+        inventory,
+        spark_path_root(str(root)),
+        str(out / "part"),
+        model_bytes,
+        options,
+        rejects_prefix=str(rejects_dir / "part"),
+    )
+    features, rejects = pq.read_table(str(out)).to_pandas(), pq.read_table(str(rejects_dir)).to_pandas()
+    summary = outcome(features, rejects)
+    return (summary, features, stats) if with_stats else (summary, features)
 
 
 @pytest.fixture(scope="module")
 def featurized(spark, dirty_images, model_bytes, tmp_path_factory):
     root, _ = dirty_images
     out = tmp_path_factory.mktemp("features") / "staged"
-    summary, features = run_featurize(
-        spark, root, out, model_bytes, FeaturizeOptions(batch_size=16, arrow_batch_rows=32, row_group_rows=40)
+    summary, features, stats = run_featurize(
+        spark,
+        root,
+        out,
+        model_bytes,
+        FeaturizeOptions(batch_size=16, arrow_batch_rows=32, row_group_rows=40),
+        with_stats=True,
     )
-    return summary, features, out
+    return summary, features, out, stats
 
 
 def test_every_file_gets_features_or_a_reason(featurized, dirty_images):
-    summary, features, _ = featurized
+    summary, features, _, _ = featurized
     root, bad = dirty_images
     assert len(summary) == 100 + len(bad) and summary["path"].is_unique
     rejected = summary[summary["error"].notna()]
@@ -62,7 +90,7 @@ def test_every_file_gets_features_or_a_reason(featurized, dirty_images):
 
 
 def test_features_labels_and_splits(featurized):
-    summary, features, _ = featurized
+    summary, features, _, _ = featurized
     matrix = np.stack(features["features"].to_numpy())
     assert matrix.shape == (100, 1280) and matrix.dtype == np.float32
     assert np.isfinite(matrix).all() and matrix.std(axis=0).mean() > 1e-2
@@ -76,7 +104,7 @@ def test_features_labels_and_splits(featurized):
 
 
 def test_parts_are_spark_readable_and_counted_from_footers(spark, featurized):
-    _, _, out = featurized
+    _, _, out, _ = featurized
     df = spark.read.parquet(str(out))
     assert df.schema.simpleString() == (
         "struct<path:string,label:string,split:string,features:array<float>,fingerprint:string>"
@@ -139,7 +167,7 @@ def test_partition_count_follows_data_size():
 
 
 def inventory_batch(paths, sizes):
-    return iter([pa.RecordBatch.from_pydict({"path": paths, "bytes": sizes})])
+    return iter([pa.RecordBatch.from_pydict({"path": paths, "bytes": sizes, "fingerprint": ["f"] * len(paths)})])
 
 
 def test_non_finite_features_are_flagged_not_hidden(tmp_path):
@@ -157,7 +185,7 @@ def test_non_finite_features_are_flagged_not_hidden(tmp_path):
         Image.new("RGB", (100, 100), (value,) * 3).save(path, format="JPEG")
         paths.append(f"file:{path}")
     part = tmp_path / "out" / "part-00000.parquet"
-    [summary] = featurize_partition(
+    [stats] = featurize_partition(
         inventory_batch(paths, [1, 1]),
         str(part),
         f"file:{tmp_path}/r",
@@ -167,9 +195,8 @@ def test_non_finite_features_are_flagged_not_hidden(tmp_path):
         Location(),
         Location(),
     )
-    summary = summary.to_pandas()
-    assert summary["error"].isna().all()
-    assert summary["finite"].tolist() == [False, True]
+    stats = FeaturizeStats.from_json(stats.column("stats")[0].as_py())
+    assert (stats.ok, stats.rejected, stats.non_finite) == (2, 0, 1)
     features = pq.read_table(part).to_pandas()
     assert np.isnan(features["features"][0]).all() and np.isfinite(features["features"][1]).all()
 
@@ -192,7 +219,7 @@ def test_reads_and_writes_s3(tmp_path, model_bytes, monkeypatch):
             paths.append(f"s3://imgs/{key}")
         paths.append("s3://imgs/raw/Test/Kiwi/missing_100.jpg")
         at = Location(moto.endpoint, moto.region)
-        [summary] = featurize_partition(
+        [stats] = featurize_partition(
             inventory_batch(paths, [1, 1, 1, 1]),
             "s3://imgs/staged/part-00003.parquet",
             "s3://imgs/raw",
@@ -201,10 +228,14 @@ def test_reads_and_writes_s3(tmp_path, model_bytes, monkeypatch):
             FeaturizeOptions(read_threads=4),
             at,
             at,
+            "s3://imgs/rejects/part-00003.parquet",
         )
-        summary = summary.to_pandas()
-        assert summary["error"].isna().tolist() == [True, True, True, False]
-        assert summary["error"].iloc[3].startswith("unreadable: FileNotFoundError")
+        stats = FeaturizeStats.from_json(stats.column("stats")[0].as_py())
+        assert (stats.ok, stats.rejected) == (3, 1)
+        body = s3.get_object(Bucket="imgs", Key="rejects/part-00003.parquet")["Body"].read()
+        rejects = pq.read_table(io.BytesIO(body)).to_pandas()
+        assert rejects["path"].tolist() == [paths[3]]
+        assert rejects["error"].iloc[0].startswith("unreadable: FileNotFoundError")
         written = read_back(["s3://imgs/staged/part-00003.parquet"], location=at)
         assert (written.rows, written.values) == (3, 3 * 1280) and written.sample.shape == (3, 1280)
         body = s3.get_object(Bucket="imgs", Key="staged/part-00003.parquet")["Body"].read()
@@ -217,7 +248,40 @@ def test_reads_and_writes_s3(tmp_path, model_bytes, monkeypatch):
         assert features["features"].map(len).tolist() == [1280] * 3
 
 
-def test_summary_is_a_pandas_frame_with_one_row_per_image(featurized):
-    summary, _, _ = featurized
-    assert isinstance(summary, pd.DataFrame)
-    assert list(summary.columns) == ["path", "label", "split", "bytes", "error", "finite", "dims"]
+def test_the_driver_gets_counts_not_rows(featurized, dirty_images):
+    """What comes back from the tasks is one stats row each, added up: counts that match the
+    files they wrote, and the first rejections by path."""
+    summary, features, _, stats = featurized
+    _, bad = dirty_images
+    assert (stats.computed, stats.ok, stats.rejected) == (100 + len(bad), 100, len(bad))
+    assert (stats.bad_dims, stats.non_finite) == (0, 0)
+    assert sum(stats.per_split.values()) == 100 and set(stats.per_split) == {"Training", "Test"}
+    assert [e[0] for e in stats.reject_examples] == sorted(summary.loc[summary["error"].notna(), "path"])
+    assert stats.digest.count == len(features) and 0 < stats.worker_peak_rss_mb < 4096
+
+
+def test_huge_files_are_rejected_unread_and_the_worker_stays_in_budget(spark, model_bytes, tmp_path):
+    """Two 1 GiB sparse files named .jpg (the old reader loaded both whole: a worker reached
+    2.05 GB): one listed at its size is rejected unread; one that grew after the listing is read
+    only up to the cap. The tasks' own peak resident memory stays far below a gigabyte."""
+    root = tmp_path / "images"
+    folder = root / "Training" / "Kiwi"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (100, 100), (90, 160 + i, 40)).save(folder / f"{i}_100.jpg")
+    with open(folder / "huge_100.jpg", "wb") as fh:
+        fh.truncate(1 << 30)
+    grew = folder / "grew_100.jpg"
+    grew.write_bytes(b"\xff\xd8small")
+    inventory = ImageStore(uri=str(root)).scan().images
+    with open(grew, "r+b") as fh:  # grows to 1 GiB after the listing said a few bytes
+        fh.truncate(1 << 30)
+    options = FeaturizeOptions(max_image_bytes=8 << 20, max_batch_bytes=16 << 20)
+    summary, features, stats = run_featurize(
+        spark, root, tmp_path / "out", model_bytes, options, inventory=inventory, with_stats=True
+    )
+    errors = dict(zip(summary["path"], summary["error"]))
+    assert errors[f"file:{folder}/huge_100.jpg"] == f"too large: {1 << 30} bytes > {8 << 20} bytes (FRUITS_MAX_IMAGE_MB=8)"
+    assert errors[f"file:{folder}/grew_100.jpg"] == f"too large: more > {8 << 20} bytes (FRUITS_MAX_IMAGE_MB=8)"
+    assert len(features) == 3 and stats.too_large == 2
+    assert stats.worker_peak_rss_mb < 700, stats.worker_peak_rss_mb

@@ -1,0 +1,266 @@
+"""The incremental plan of image_features, in Spark: which images need features, which committed
+files stay as they are, which are rewritten without their changed rows, which rejections carry
+over. Per-image rows stay in Spark (read from the committed files by Python tasks, joined by
+Spark); the driver gets counts, digests and file indexes, never a row per image.
+
+A feature row (or a rejection) is still valid when its image has the same path and fingerprint
+(images/listing.py) and it was computed by the same featurizer (analysis/keys.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..images.digest import RowDigest
+from ..storage.fs import Location, ensure_dir
+from .featurize import _partition_id
+
+INVENTORY_DDL = "path string, label string, split string, bytes long, fingerprint string, skipped string"
+KEYS_DDL = "path string, fingerprint string, file int"
+REJECT_COLUMNS = ("path", "label", "split", "bytes", "error", "fingerprint")
+REJECTS_DDL = "path string, label string, split string, bytes long, error string, fingerprint string"
+TRANSIENT_REJECTS = ("unreadable:", "decoder error:")  # retried next run, not carried over
+READ_BATCH_ROWS = 65_536
+
+
+class UnreadableFile(RuntimeError):
+    """A committed file a task could not read (message: one line naming it and the repair)."""
+
+
+def read_files(spark, files: list[str], columns: list[str], ddl: str, location: Location, with_file: bool = False):
+    """A DataFrame of ``columns`` of parquet ``files`` (URIs), read by Python tasks through
+    pyarrow (local files and S3 alike: the cluster needs no Hadoop S3 connector), page checksums
+    verified; ``with_file`` adds ``file``, the index of the row's file in ``files``."""
+    parallelism = spark.sparkContext.defaultParallelism
+    listing = spark.createDataFrame([(i, f) for i, f in enumerate(files)], "file int, uri string")
+    listing = listing.repartition(max(1, min(len(files), parallelism * 4)))
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for index, uri in zip(batch.column("file").to_pylist(), batch.column("uri").to_pylist()):
+                fs, path = location.filesystem(uri)
+                try:
+                    with fs.open_input_file(path) as fh:
+                        pf = pq.ParquetFile(fh, page_checksum_verification=True)
+                        for chunk in pf.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
+                            if with_file:
+                                chunk = chunk.append_column("file", pa.array([index] * len(chunk), pa.int32()))
+                            yield chunk
+                except (OSError, ValueError) as exc:
+                    asset = uri.rstrip("/").rsplit("/", 2)[-2]
+                    raise UnreadableFile(
+                        f"committed file {uri} cannot be read ({str(exc).splitlines()[0]}); "
+                        f"run `fruits-assets repair {asset}`"
+                    ) from None
+
+    return listing.mapInArrow(run, ddl)
+
+
+def digest_of(frame) -> RowDigest:
+    """The order-free digest of a DataFrame's (path, fingerprint) rows, added up task by task."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        digest = RowDigest()
+        for batch in batches:
+            for path, fingerprint in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                digest.add(path, fingerprint)
+        yield pa.RecordBatch.from_pydict({"digest": [json.dumps(digest.to_json())]})
+
+    total = RowDigest()
+    for row in frame.select("path", "fingerprint").mapInArrow(run, "digest string").collect():
+        total.merge(RowDigest.from_json(json.loads(row["digest"])))
+    return total
+
+
+@dataclass
+class Plan:
+    """What a run of image_features does, as Spark DataFrames plus driver-sized aggregates."""
+
+    reason: str
+    inventory_rows: int
+    compute: object  # DataFrame: path, bytes, fingerprint (and label, split)
+    compute_rows: int
+    carried_rows: int = 0
+    carried_digest: RowDigest = field(default_factory=RowDigest)
+    carried_per_split: dict = field(default_factory=dict)
+    untouched: list = field(default_factory=list)  # indexes of committed files kept as they are
+    rewrite: list = field(default_factory=list)  # indexes of files rewritten without their changed rows
+    removed_files: list = field(default_factory=list)  # indexes of files the new version no longer holds
+    carried_rejects: object = None  # DataFrame of REJECT_COLUMNS, or None
+    carried_rejects_rows: int = 0
+    removed: int = 0  # featurized or rejected paths gone from the inventory
+    _cached: list = field(default_factory=list)
+    _carried: object = None
+
+    def release(self) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+
+
+def plan(
+    spark,
+    inventory_files: list[str],
+    features_files: list[str] | None,
+    rejects_files: list[str],
+    location: Location,
+    reuse: str | None,
+) -> Plan:
+    """``features_files``: the committed image_features files (None: no table to build on);
+    ``reuse``: None when its rows can be carried over, else why not (the reason of the plan)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    keep = StorageLevel.MEMORY_AND_DISK
+    inventory = (
+        read_files(spark, inventory_files, list(INVENTORY_DDL_COLUMNS), INVENTORY_DDL, location)
+        .where(F.col("skipped").isNull())
+        .drop("skipped")
+        .persist(keep)
+    )
+    cached = [inventory]
+    inventory_rows = inventory.count()
+    if features_files is None or reuse is not None:
+        removed = 0
+        if features_files is not None:
+            gone = _known_paths(spark, features_files, rejects_files, location)
+            removed = gone.join(inventory.select("path"), "path", "left_anti").count()
+        return Plan(
+            reuse or "first version",
+            inventory_rows,
+            inventory,
+            inventory_rows,
+            removed_files=list(range(len(features_files or []))),
+            removed=removed,
+            _cached=cached,
+        )
+    features = read_files(spark, features_files, ["path", "fingerprint"], KEYS_DDL, location, True).persist(keep)
+    rejects = read_files(spark, rejects_files, list(REJECT_COLUMNS), REJECTS_DDL, location).persist(keep)
+    cached += [features, rejects]
+    keys = inventory.select("path", "fingerprint", "split")
+    carried = features.join(keys, ["path", "fingerprint"], "inner").persist(keep)
+    cached.append(carried)
+    totals = {r["file"]: r["count"] for r in features.groupBy("file").count().collect()}
+    kept = {r["file"]: r["count"] for r in carried.groupBy("file").count().collect()}
+    untouched = sorted(f for f, n in totals.items() if kept.get(f, 0) == n)
+    rewrite = sorted(f for f, n in totals.items() if 0 < kept.get(f, 0) < n)
+    # A file with no row at all (cannot be committed, but said for completeness) is untouched.
+    removed_files = sorted(f for f, n in totals.items() if kept.get(f, 0) < n)
+    transient = F.lit(False)
+    for prefix in TRANSIENT_REJECTS:
+        transient = transient | F.col("error").startswith(prefix)
+    # Only rejections that would come out the same: not transient reads or decoder crashes, and
+    # never a path that has a feature row (image_rejects may come from another run).
+    still = (
+        rejects.where(~transient)
+        .join(inventory.select("path", "fingerprint"), ["path", "fingerprint"], "left_semi")
+        .join(features.select("path"), "path", "left_anti")
+        .persist(keep)
+    )
+    cached.append(still)
+    compute = (
+        inventory.join(carried.select("path", "fingerprint"), ["path", "fingerprint"], "left_anti")
+        .join(still.select("path", "fingerprint"), ["path", "fingerprint"], "left_anti")
+        .persist(keep)
+    )
+    cached.append(compute)
+    known = features.select("path").unionAll(rejects.select("path"))
+    return Plan(
+        "incremental",
+        inventory_rows,
+        compute,
+        compute.count(),
+        carried_rows=sum(kept.values()),
+        carried_digest=digest_of(carried),
+        carried_per_split={str(r["split"]): int(r["count"]) for r in carried.groupBy("split").count().collect()},
+        untouched=untouched,
+        rewrite=rewrite,
+        removed_files=removed_files,
+        carried_rejects=still.select(*REJECT_COLUMNS),
+        carried_rejects_rows=still.count(),
+        removed=known.join(inventory.select("path"), "path", "left_anti").count(),
+        _cached=cached,
+        _carried=carried,
+    )
+
+
+INVENTORY_DDL_COLUMNS = ("path", "label", "split", "bytes", "fingerprint", "skipped")
+
+
+def _known_paths(spark, features_files, rejects_files, location):
+    paths = read_files(spark, features_files, ["path", "fingerprint"], KEYS_DDL, location, True).select("path")
+    if rejects_files:
+        paths = paths.unionAll(
+            read_files(spark, rejects_files, list(REJECT_COLUMNS), REJECTS_DDL, location).select("path")
+        )
+    return paths
+
+
+def rewrite_survivors(todo: Plan, files: list[str], prefix: str, location: Location) -> int:
+    """The surviving rows of each file in ``todo.rewrite`` written by a task into
+    ``<prefix>-c<file>.parquet``, bit for bit (checksums verified on read: a damaged page is never
+    rewritten into a fresh, valid file). Returns the rows rewritten."""
+    if not todo.rewrite:
+        return 0
+    from pyspark.sql import functions as F
+
+    carried = todo._carried
+    spark = carried.sparkSession
+    n = max(1, min(len(todo.rewrite), spark.sparkContext.defaultParallelism * 4))
+    subset = carried.where(F.col("file").isin(todo.rewrite)).select("file", "path").repartition(n, "file")
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        by_file: dict[int, list[str]] = {}
+        for batch in batches:
+            for f, p in zip(batch.column("file").to_pylist(), batch.column("path").to_pylist()):
+                by_file.setdefault(f, []).append(p)
+        written = 0
+        for f, paths in by_file.items():
+            fs, path = location.filesystem(files[f])
+            table = pq.read_table(path, filesystem=fs, page_checksum_verification=True)
+            import pyarrow.compute as pc
+
+            table = table.filter(pc.is_in(table.column("path"), pa.array(paths, pa.string())))
+            out = f"{prefix}-c{f:05d}.parquet"
+            out_fs, out_path = location.filesystem(out)
+            ensure_dir(out_fs, out_path.rsplit("/", 1)[0], out)
+            pq.write_table(
+                table,
+                out_path,
+                filesystem=out_fs,
+                compression="snappy",
+                use_dictionary=["path", "label", "split"],
+                write_page_checksum=True,
+            )
+            written += table.num_rows
+        yield pa.RecordBatch.from_pydict({"rows": [written]})
+
+    return sum(r["rows"] for r in subset.mapInArrow(run, "rows long").collect())
+
+
+def write_rows(frame, prefix: str, schema: pa.Schema, location: Location) -> int:
+    """Each task writes its rows of ``frame`` to ``<prefix>-<n>.parquet``; returns the row count."""
+    columns = schema.names
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        uri = f"{prefix}-{_partition_id():05d}.parquet"
+        fs, path = location.filesystem(uri)
+        ensure_dir(fs, path.rsplit("/", 1)[0], uri)
+        rows = 0
+        with fs.open_output_stream(path) as stream:
+            writer = pq.ParquetWriter(stream, schema, compression="snappy", write_page_checksum=True)
+            for batch in batches:
+                writer.write_batch(
+                    pa.RecordBatch.from_arrays(
+                        [batch.column(c).cast(schema.field(c).type) for c in columns], schema=schema
+                    )
+                )
+                rows += len(batch)
+            writer.close()
+        yield pa.RecordBatch.from_pydict({"rows": [rows]})
+
+    return sum(r["rows"] for r in frame.select(*columns).mapInArrow(run, "rows long").collect())
