@@ -140,17 +140,17 @@ def test_failed_featurization_publishes_nothing_and_leaves_no_parts(tmp_path, sa
     bad = FeatureModelArtifact(b"not a flatbuffer" * 100, {"model_sha256": "x", "feature_dim": 1280})
     name = lake.write_file("feature_model", "part-bad-00000.parquet", blob_table(blobs_of(bad)))
     lake.commit("feature_model", BLOB_SCHEMA, [name], list(lake.snapshot("feature_model").files), 0, {})
-    with pytest.warns(UserWarning, match="toPandas attempted Arrow"):  # PySpark's note on the task error
-        result = materialize(
-            all_assets(),
-            resources=resources,
-            selection=[AssetKey("image_features"), AssetKey("image_rejects")],
-            raise_on_error=False,
-        )
+    result = materialize(
+        all_assets(),
+        resources=resources,
+        selection=[AssetKey("image_features"), AssetKey("image_rejects")],
+        raise_on_error=False,
+    )
     assert not result.success
     assert not lake.exists("image_features") and not lake.exists("image_rejects")
     # The tasks had opened their parts before loading the model: deleted, none left.
     assert not list((tmp_path / "image_features").glob("*.parquet"))
+    assert not list((tmp_path / "image_rejects").glob("*.parquet"))
 
 
 def published_versions(data: Path) -> dict:
