@@ -61,15 +61,24 @@ def read_manifest(
         raise ManifestError(f"S3 inventory manifest {uri} not found (FRUITS_S3_INVENTORY_MANIFEST)") from None
     except (OSError, ValueError) as exc:
         raise ManifestError(f"S3 inventory manifest {uri} cannot be read: {str(exc).splitlines()[0]}") from None
+    fields = {
+        "sourceBucket": str,
+        "destinationBucket": str,
+        "fileFormat": str,
+        "fileSchema": str,
+        "creationTimestamp": (str, int),
+        "files": list,
+    }
+    for name, kind in fields.items():
+        if not isinstance(doc, dict) or not isinstance(doc.get(name), kind):
+            raise ManifestError(f"S3 inventory manifest {uri} is malformed: missing or bad field {name!r}")
     try:
-        source = str(doc["sourceBucket"])
-        file_format = str(doc["fileFormat"])
-        schema = str(doc["fileSchema"])
         created = int(doc["creationTimestamp"])
-        destination = str(doc["destinationBucket"]).split(":::")[-1]
         files = [str(f["key"]) for f in doc["files"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ManifestError(f"S3 inventory manifest {uri} is malformed: missing or bad field {exc}") from None
+    except (KeyError, TypeError, ValueError):
+        raise ManifestError(f"S3 inventory manifest {uri} is malformed: bad creationTimestamp or files") from None
+    source, file_format, schema = doc["sourceBucket"], doc["fileFormat"], doc["fileSchema"]
+    destination = doc["destinationBucket"].split(":::")[-1]
     if file_format not in FORMATS:
         raise ManifestError(f"S3 inventory manifest {uri}: format {file_format} is not one of {', '.join(FORMATS)}")
     columns = _columns(file_format, schema)

@@ -7,6 +7,7 @@ import socket
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -305,3 +306,159 @@ def test_a_same_size_swap_with_its_mtime_restored_changes_the_fingerprint(tmp_pa
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the modification time restored
     assert os.stat(image).st_mtime_ns == stat.st_mtime_ns and os.stat(image).st_size == stat.st_size
     assert scan(str(tmp_path)).images["fingerprint"].tolist() != before
+
+
+LISTING_BUCKET = "listing-scale-test"
+LABELS = ("Apple Braeburn", "Kiwi", "Pear 2")
+
+
+@pytest.fixture
+def labelled_bucket(s3_env):
+    """Training|Test/<3 labels>/2 images each, plus a stray note, in a bucket of its own."""
+    s3 = s3_env.client("s3")
+    if LISTING_BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=LISTING_BUCKET, CreateBucketConfiguration={"LocationConstraint": s3_env.region})
+        for split in ("Training", "Test"):
+            for label in LABELS:
+                for i in range(2):
+                    body = image_bytes("PNG") + f"{split}{label}{i}".encode()
+                    s3.put_object(Bucket=LISTING_BUCKET, Key=f"raw/{split}/{label}/{i}_100.png", Body=body)
+        s3.put_object(Bucket=LISTING_BUCKET, Key="raw/Training/README.txt", Body=b"notes")
+    return s3
+
+
+def test_s3_prefixes_are_listed_concurrently(s3_env, labelled_bucket):
+    """One delimiter listing of the root, the splits' listings together, then every
+    <split>/<label>/ prefix by its own concurrent call: counted with botocore's own events, each
+    call held 50 ms as S3's latency would."""
+    import threading
+    import time
+
+    import boto3
+
+    from fruits_assets.images.listing import list_in_threads, plan_shards
+
+    state = {"in_flight": 0, "max": 0, "calls": 0}
+    lock = threading.Lock()
+
+    def before(**kwargs):
+        with lock:
+            state["in_flight"] += 1
+            state["calls"] += 1
+            state["max"] = max(state["max"], state["in_flight"])
+        time.sleep(0.05)
+
+    def after(**kwargs):
+        with lock:
+            state["in_flight"] -= 1
+
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("before-call.s3.ListObjectsV2", before)
+    boto3.DEFAULT_SESSION.events.register("after-call.s3.ListObjectsV2", after)
+    try:
+        root = f"s3://{LISTING_BUCKET}/raw"
+        shards = plan_shards(root, s3_env.endpoint, s3_env.region)
+        planned = state["calls"]
+        stats, rows = list_in_threads(root, shards, s3_env.endpoint, s3_env.region, keep_rows=True)
+    finally:
+        boto3.DEFAULT_SESSION = None
+    assert planned == 1 + 2  # the root, then both splits
+    assert sorted(s.value for s in shards if s.kind == "prefix") == sorted(
+        f"raw/{split}/{label}/" for split in ("Training", "Test") for label in LABELS
+    )
+    assert state["calls"] == planned + 3 + 6  # root + 2 split levels, 6 label prefixes
+    assert state["max"] >= 4, state  # without concurrency it would be 1
+    assert stats.images == 12 and stats.skipped == {"not an image by name (.txt)": 1} and len(rows) == 13
+    assert scan(root, s3_env.endpoint, s3_env.region).images.shape[0] == 12
+
+
+def write_inventory(s3_env, s3, file_format: str, created_ms: int, name: str = "", **overrides) -> str:
+    """An S3 Inventory report of the bucket as AWS writes it: data files plus manifest.json
+    (CSV: gzipped, keys URL-encoded; Parquet: AWS's column names)."""
+    import gzip
+    import io
+    import json
+    import time
+    from urllib.parse import quote_plus
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LISTING_BUCKET) for o in page["Contents"]]
+    objects.append({"Key": "other/x.png", "Size": 3, "ETag": '"abc"'})  # outside the image prefix
+    half = len(objects) // 2
+    keys = []
+    for n, chunk in enumerate((objects[:half], objects[half:])):
+        if file_format == "CSV":
+            text = "".join(
+                f'"{LISTING_BUCKET}","{quote_plus(o["Key"])}","{o["Size"]}","{o["ETag"].strip(chr(34))}"\n'
+                for o in chunk
+            )
+            body, key = gzip.compress(text.encode()), f"inv/data/{n}.csv.gz"
+        else:
+            table = pa.table(
+                {
+                    "bucket": [LISTING_BUCKET] * len(chunk),
+                    "key": [o["Key"] for o in chunk],
+                    "size": pa.array([o["Size"] for o in chunk], pa.int64()),
+                    "e_tag": [o["ETag"].strip('"') for o in chunk],
+                }
+            )
+            buf = io.BytesIO()
+            pq.write_table(table, buf)
+            body, key = buf.getvalue(), f"inv/data/{n}.parquet"
+        s3.put_object(Bucket=LISTING_BUCKET, Key=key, Body=body)
+        keys.append(key)
+    schema = (
+        "Bucket, Key, Size, ETag"
+        if file_format == "CSV"
+        else "message s3.inventory { required binary bucket (STRING); required binary key (STRING); "
+        "optional int64 size; optional binary e_tag (STRING); }"
+    )
+    manifest = {
+        "sourceBucket": LISTING_BUCKET,
+        "destinationBucket": f"arn:aws:s3:::{LISTING_BUCKET}",
+        "version": "2016-11-30",
+        "creationTimestamp": str(created_ms or int(time.time() * 1000)),
+        "fileFormat": file_format,
+        "fileSchema": schema,
+        "files": [{"key": k, "size": 1, "MD5checksum": "x"} for k in keys],
+        **overrides,
+    }
+    key = f"inv/{file_format}{name}/manifest.json"
+    s3.put_object(Bucket=LISTING_BUCKET, Key=key, Body=json.dumps(manifest).encode())
+    return f"s3://{LISTING_BUCKET}/{key}"
+
+
+@pytest.mark.parametrize("file_format", ["CSV", "Parquet"])
+def test_an_inventory_report_gives_the_same_inventory_as_a_listing(s3_env, labelled_bucket, file_format):
+    root = f"s3://{LISTING_BUCKET}/raw"
+    listed = scan(root, s3_env.endpoint, s3_env.region)
+    manifest = write_inventory(s3_env, labelled_bucket, file_format, 0)
+    reported = scan(root, s3_env.endpoint, s3_env.region, manifest_uri=manifest)
+    pd.testing.assert_frame_equal(reported.images, listed.images)
+    pd.testing.assert_frame_equal(reported.skipped, listed.skipped)
+    assert "Apple Braeburn" in set(reported.images["label"])  # CSV keys are URL-decoded
+
+
+def test_a_stale_or_malformed_inventory_report_is_refused_in_one_line(s3_env, labelled_bucket):
+    import time
+
+    from fruits_assets.images.s3_inventory import ManifestError
+
+    root = f"s3://{LISTING_BUCKET}/raw"
+    three_days_ago = int((time.time() - 3 * 86400) * 1000)
+    cases = {
+        "is 72 h old": write_inventory(s3_env, labelled_bucket, "CSV", three_days_ago, "1"),
+        "lack etag": write_inventory(s3_env, labelled_bucket, "CSV", 0, "2", fileSchema="Bucket, Key, Size"),
+        "lists bucket elsewhere": write_inventory(s3_env, labelled_bucket, "CSV", 0, "3", sourceBucket="elsewhere"),
+        "format ORC": write_inventory(s3_env, labelled_bucket, "CSV", 0, "4", fileFormat="ORC"),
+        "malformed: missing or bad field 'files'": write_inventory(s3_env, labelled_bucket, "CSV", 0, "5", files=None),
+    }
+    for expected, manifest in cases.items():
+        with pytest.raises(ManifestError) as caught:
+            scan(root, s3_env.endpoint, s3_env.region, manifest_uri=manifest)
+        assert expected in str(caught.value) and "\n" not in str(caught.value), (expected, caught.value)
+    labelled_bucket.put_object(Bucket=LISTING_BUCKET, Key="inv/bad/manifest.json", Body=b"{not json")
+    with pytest.raises(ManifestError, match="cannot be read"):
+        scan(root, s3_env.endpoint, s3_env.region, manifest_uri=f"s3://{LISTING_BUCKET}/inv/bad/manifest.json")
