@@ -48,4 +48,42 @@ def cost_summary(request: dict, spec: ClusterSpec) -> dict:
         "at_start": at_start,
         "at_max_scale": at_max,
         "at_max_scale_without_spot": hourly_cost(request, units=at_max_units, on_demand_only=True),
+        "featurize": [featurize_estimate(request, spec, n) for n in (1_000_000, 10_000_000)],
+    }
+
+
+def featurize_estimate(request: dict, spec: ClusterSpec, images: int, prices: dict | None = None) -> dict:
+    """Wall time and cost to featurize ``images`` at the fleet's maximum scale: executors' vCPUs x
+    a per-vCPU throughput measured on the build machine (prices.json says where it comes from),
+    priced with Spot task nodes and all on-demand, plus S3 requests (one GET per image, one PUT
+    per ~2,000 rows, the listing at one LIST per 1,000 keys, or an inventory report)."""
+    prices = prices or price_table()
+    rate = prices["featurize"]
+    vcpus = 0
+    units = {"task-spot": spec.max_units - spec.core_units}
+    for fleet in request["Instances"]["InstanceFleets"]:
+        if fleet["Name"].startswith("master"):
+            continue
+        itype = fleet["InstanceTypeConfigs"][0]["InstanceType"]
+        n = units.get(fleet["Name"], fleet["TargetOnDemandCapacity"] + fleet["TargetSpotCapacity"])
+        vcpus += n * prices["instances"][itype]["vcpu"]
+    per_s = vcpus * rate["images_per_s_per_vcpu"] * rate["efficiency"]
+    hours = images / per_s / 3600
+    s3 = prices["s3"]
+    requests = images / 1000 * s3["get_per_1000"] + images / 2000 / 1000 * s3["put_per_1000"]
+    listing = images / 1000 / 1000 * s3["list_per_1000"]
+    return {
+        "images": images,
+        "executor_vcpus": vcpus,
+        "images_per_s": round(per_s),
+        "wall_hours": round(hours, 2),
+        "wall_s": round(hours * 3600),
+        "usd_spot": round(hours * hourly_cost(request, prices, units)["usd_per_hour"] + requests, 2),
+        "usd_on_demand": round(
+            hours * hourly_cost(request, prices, units, on_demand_only=True)["usd_per_hour"] + requests, 2
+        ),
+        "usd_s3_requests": round(requests, 2),
+        "usd_listing": round(listing, 4),
+        "usd_inventory_report": round(images / 1e6 * s3["inventory_per_million_objects"], 4),
+        "assumption": rate["_about"],
     }
