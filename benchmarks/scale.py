@@ -157,6 +157,7 @@ def measure(rows, endpoint, region, data, PeakRss, log, spark_config) -> None:
     from pyspark.sql import SparkSession
 
     from fruits_assets.defs.resources import ImageStore
+    from fruits_assets.images.digest import RowDigest
     from fruits_assets.images.listing import inventory_schema
     from fruits_assets.spark import plan as spark_plan
     from fruits_assets.spark.featurize import FEATURES_SCHEMA
@@ -180,14 +181,23 @@ def measure(rows, endpoint, region, data, PeakRss, log, spark_config) -> None:
         started = time.perf_counter()
         prefix = lake.new_prefix("raw_images", "scale")
         stats = store.list_to_parts(prefix, Location())
-        lake.commit("raw_images", inventory_schema(), lake.written(prefix), [], None, {"images": stats.images})
+        info = {"images": stats.images, "listing_digest": stats.digest.hexdigest()}
+        lake.commit("raw_images", inventory_schema(), lake.written(prefix), [], None, info)
         inventory_s = time.perf_counter() - started
         log(f"inventory: {stats.images} images, {stats.classes} classes in {inventory_s:.1f}s")
 
         started = time.perf_counter()
         inventory = lake.snapshot("raw_images")
         features = lake.snapshot("image_features")
-        todo = spark_plan.plan(spark, list(inventory.file_uris()), list(features.file_uris()), [], Location(), None)
+        todo = spark_plan.plan(
+            spark,
+            list(inventory.file_uris()),
+            list(features.file_uris()),
+            [],
+            Location(),
+            None,
+            RowDigest.parse(inventory.info["listing_digest"]),
+        )
         plan_s = time.perf_counter() - started
         log(
             f"plan: {todo.compute_rows} to featurize, {todo.carried_rows} carried, {len(todo.untouched)} files "

@@ -84,7 +84,7 @@ def cmd_emr_plan(args) -> int:
     for f in cost["featurize"]:
         print(
             f"featurize {f['images']:,} images at {spec.max_units} units ({f['executor_vcpus']} executor vCPUs, "
-            f"~{f['images_per_s']:,} images/s): ~{f['wall_hours'] * 60:.0f} min, ~${f['usd_spot']} with Spot task nodes, "
+            f"~{f['images_per_s']:,} images/s): ~{f['wall_s'] / 60:.0f} min, ~${f['usd_spot']} with Spot task nodes, "
             f"~${f['usd_on_demand']} on-demand (S3 requests ${f['usd_s3_requests']}; listing ${f['usd_listing']} or an "
             f"inventory report ${f['usd_inventory_report']})"
         )

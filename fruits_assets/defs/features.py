@@ -22,6 +22,7 @@ from dagster import (
 
 from .. import settings
 from ..analysis.keys import content_key, featurizer_key
+from ..images.digest import RowDigest
 from ..names import GROUP, IMAGE_FEATURES, IMAGE_REJECTS
 from ..spark import plan as spark_plan
 from ..spark.featurize import FEATURES_SCHEMA, REJECTS_SCHEMA, FeaturizeOptions, FeaturizeStats, featurize
@@ -182,6 +183,7 @@ def image_features(
             list(current_rejects.file_uris()) if current_rejects and builds_on else [],
             published.location(),
             reuse,
+            RowDigest.parse(raw_images.info["listing_digest"]) if "listing_digest" in raw_images.info else None,
         )
         # Unchanged files stay as they are; a file holding a changed or removed image is removed
         # and its surviving rows rewritten; a new version's rows replace everything.

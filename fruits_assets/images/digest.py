@@ -25,8 +25,18 @@ class RowDigest:
         self.total = (self.total + other.total) % MOD
         return self
 
+    def minus(self, other: "RowDigest") -> "RowDigest":
+        """The digest of these rows without ``other``'s (which must be among them)."""
+        return RowDigest(self.count - other.count, (self.total - other.total) % MOD)
+
     def hexdigest(self) -> str:
         return f"{self.count}-{self.total:032x}"
+
+    @classmethod
+    def parse(cls, text: str) -> "RowDigest":
+        """The inverse of :meth:`hexdigest`."""
+        count, total = text.split("-")
+        return cls(int(count), int(total, 16))
 
     def to_json(self) -> list:
         return [self.count, f"{self.total:x}"]

@@ -297,7 +297,7 @@ def _s3_entries(root_uri: str, shard: Shard, endpoint_url, region) -> Iterator[E
 # -- the inventory table -----------------------------------------------------------------------
 
 WRITE_THREADS = 8
-CHUNK_ROWS = 65_536  # rows a shard holds before writing them: bounds memory per thread
+CHUNK_ROWS = 16_384  # rows a shard holds before writing them: bounds memory per thread
 
 
 def inventory_schema():

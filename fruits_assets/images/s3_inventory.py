@@ -145,7 +145,7 @@ def _batches(fs, path: str, file_format: str, columns: list[str]):
         with fs.open_input_file(path) as fh:
             pf = pq.ParquetFile(fh)
             names = [_norm(n) for n in pf.schema_arrow.names]
-            for batch in pf.iter_batches(batch_size=65536):
+            for batch in pf.iter_batches(batch_size=16_384):
                 yield pa.RecordBatch.from_arrays(
                     [batch.column(names.index(c)) if c in names else pa.nulls(len(batch)) for c in columns],
                     names=columns,

@@ -109,9 +109,11 @@ def plan(
     rejects_files: list[str],
     location: Location,
     reuse: str | None,
+    inventory_digest: RowDigest | None = None,
 ) -> Plan:
     """``features_files``: the committed image_features files (None: no table to build on);
-    ``reuse``: None when its rows can be carried over, else why not (the reason of the plan)."""
+    ``reuse``: None when its rows can be carried over, else why not (the reason of the plan);
+    ``inventory_digest``: the digest raw_images recorded of its images (computed when None)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -139,17 +141,35 @@ def plan(
             _cached=cached,
         )
     features = read_files(spark, features_files, ["path", "fingerprint"], KEYS_DDL, location, True).persist(keep)
-    rejects = read_files(spark, rejects_files, list(REJECT_COLUMNS), REJECTS_DDL, location).persist(keep)
-    cached += [features, rejects]
-    keys = inventory.select("path", "fingerprint", "split")
-    carried = features.join(keys, ["path", "fingerprint"], "inner").persist(keep)
-    cached.append(carried)
-    totals = {r["file"]: r["count"] for r in features.groupBy("file").count().collect()}
-    kept = {r["file"]: r["count"] for r in carried.groupBy("file").count().collect()}
+    rejects = read_files(spark, rejects_files, list(REJECT_COLUMNS), REJECTS_DDL, location)
+    cached.append(features)
+    now = inventory.select("path", F.col("fingerprint").alias("now"), "split")
+    # One pass over the committed rows: per file (and split), how many rows stay valid and how
+    # many images are gone; the driver gets files x splits counts.
+    per_file = (
+        features.join(now, "path", "left")
+        .groupBy("file", "split")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum((F.col("now") == F.col("fingerprint")).cast("long")).alias("kept"),
+            F.sum(F.col("now").isNull().cast("long")).alias("gone"),
+        )
+        .collect()
+    )
+    totals: dict[int, int] = {}
+    kept: dict[int, int] = {}
+    carried_per_split: dict[str, int] = {}
+    gone = 0
+    for r in per_file:
+        totals[r["file"]] = totals.get(r["file"], 0) + r["rows"]
+        kept[r["file"]] = kept.get(r["file"], 0) + (r["kept"] or 0)
+        gone += r["gone"] or 0
+        if r["kept"] and r["split"] is not None:
+            carried_per_split[str(r["split"])] = carried_per_split.get(str(r["split"]), 0) + r["kept"]
     untouched = sorted(f for f, n in totals.items() if kept.get(f, 0) == n)
     rewrite = sorted(f for f, n in totals.items() if 0 < kept.get(f, 0) < n)
-    # A file with no row at all (cannot be committed, but said for completeness) is untouched.
     removed_files = sorted(f for f, n in totals.items() if kept.get(f, 0) < n)
+    carried = features.join(inventory.select("path", "fingerprint"), ["path", "fingerprint"], "left_semi")
     transient = F.lit(False)
     for prefix in TRANSIENT_REJECTS:
         transient = transient | F.col("error").startswith(prefix)
@@ -168,21 +188,23 @@ def plan(
         .persist(keep)
     )
     cached.append(compute)
-    known = features.select("path").unionAll(rejects.select("path"))
+    # The inventory is carried rows + rows to compute + rejections carried (disjoint): the carried
+    # rows' digest is the inventory's minus the two small ones, no pass over every carried row.
+    carried_digest = (inventory_digest or digest_of(inventory)).minus(digest_of(compute)).minus(digest_of(still))
     return Plan(
         "incremental",
         inventory_rows,
         compute,
         compute.count(),
         carried_rows=sum(kept.values()),
-        carried_digest=digest_of(carried),
-        carried_per_split={str(r["split"]): int(r["count"]) for r in carried.groupBy("split").count().collect()},
+        carried_digest=carried_digest,
+        carried_per_split=carried_per_split,
         untouched=untouched,
         rewrite=rewrite,
         removed_files=removed_files,
         carried_rejects=still.select(*REJECT_COLUMNS),
         carried_rejects_rows=still.count(),
-        removed=known.join(inventory.select("path"), "path", "left_anti").count(),
+        removed=gone + rejects.join(inventory.select("path"), "path", "left_anti").count(),
         _cached=cached,
         _carried=carried,
     )
