@@ -19,11 +19,11 @@ from dagster import (
 
 from ..analysis.keys import probe_key
 from ..analysis.plots import confusion_png, markdown_image
-from ..analysis.probe_metrics import CHANCE_FACTOR, above_chance, evaluate
+from ..analysis.probe_metrics import CHANCE_FACTOR, above_chance, evaluate_counts
 from ..names import FEATURE_PROBE, GROUP, IMAGE_PCA
+from ..spark.plan import write_rows
 from ..spark.probe import VECTOR_COLUMN, ProbeFit, fit_probe, native_blas_missing
 from ..storage.artifacts import ParquetParts, WithFigures
-from ..storage.parts import write_table
 from . import metadata
 from .checks import rounded
 from .resources import FruitsSpark, PublishedOutputs
@@ -44,8 +44,7 @@ ROWS_SCHEMA = pa.schema(
 
 def _report(fit: ProbeFit, config: ProbeConfig) -> dict:
     """The probe's numbers (stored as ``_probe.json``, shown as metadata)."""
-    rows = fit.predictions
-    report = evaluate(rows["label"], rows["predicted"], fit.train_counts)
+    report = evaluate_counts(fit.pairs, fit.train_counts)
     report.update(
         features=config.features,
         split_rule=fit.plan.split_rule,
@@ -63,20 +62,6 @@ def _report(fit: ProbeFit, config: ProbeConfig) -> dict:
             "no model fitted; every evaluated image is 'predicted' as that class"
         )
     return report
-
-
-def _rows(fit: ProbeFit) -> pa.Table:
-    rows = fit.predictions
-    return pa.table(
-        {
-            "path": rows["path"].astype(str),
-            "label": rows["label"].astype(str),
-            "split": rows["split"].astype(str),
-            "predicted": rows["predicted"].astype("string"),
-            "correct": (rows["label"] == rows["predicted"]).to_numpy(bool),
-        },
-        schema=ROWS_SCHEMA,
-    )
 
 
 def _metadata(report: dict, reused: bool, seconds: float, confusion: bytes) -> dict:
@@ -166,7 +151,7 @@ def feature_probe(
             config.max_iter,
             config.tol,
         )
-        write_table(f"{prefix}-00000.parquet", _rows(fit), published.location())
+        write_rows(fit.predictions, prefix, ROWS_SCHEMA, published.location())
         return {"report": _report(fit, config)}
 
     started = time.perf_counter()

@@ -2,27 +2,72 @@
 
 from __future__ import annotations
 
-import hashlib
+import numpy as np
 
 MOD = 1 << 128
+_KEYS = ("fruits-assets-h1", "fruits-assets-h2")  # SipHash keys (16 bytes): two 64-bit halves
+_BUFFER = 8192
+
+
+def _exact_sum(values: np.ndarray) -> int:
+    """The exact sum of uint64 values (halves of 32 bits: no overflow below 2^32 rows)."""
+    return (int(np.sum(values >> np.uint64(32), dtype=np.uint64)) << 32) + int(
+        np.sum(values & np.uint64(0xFFFFFFFF), dtype=np.uint64)
+    )
 
 
 class RowDigest:
-    """An order-free digest of (path, fingerprint) rows: the count and the sum of 128-bit row
-    hashes. Tasks digest their own rows and the driver adds the partial digests up, so no
-    process needs every row (equal digests: the same rows, up to a 2^-128 accident)."""
+    """An order-free digest of (path, fingerprint) rows: the count and the sum, mod 2^128, of a
+    128-bit hash per row (two SipHash-2-4 halves, pandas' vectorised ``hash_array``). Tasks digest
+    their own rows and the driver adds the partial digests up, so no process needs every row
+    (equal digests: the same rows, up to a 2^-128 accident). Rows added one by one are hashed
+    in batches."""
 
     def __init__(self, count: int = 0, total: int = 0):
-        self.count, self.total = count, total
+        self._count, self._total = count, total
+        self._pending: list[str] = []
 
     def add(self, path: str, fingerprint: str) -> None:
-        h = hashlib.blake2b(f"{path}\0{fingerprint}".encode(), digest_size=16).digest()
-        self.count += 1
-        self.total = (self.total + int.from_bytes(h, "big")) % MOD
+        self._pending.append(f"{path}\0{fingerprint}")
+        if len(self._pending) >= _BUFFER:
+            self._flush()
+
+    def add_many(self, paths, fingerprints) -> None:
+        """Rows given as two sequences (lists or pyarrow/NumPy string arrays), hashed at once."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        joined = pc.binary_join_element_wise(pa.array(paths, pa.string()), pa.array(fingerprints, pa.string()), "\0")
+        self._hash(joined.to_numpy(zero_copy_only=False))
+
+    def _hash(self, keys: np.ndarray) -> None:
+        from pandas.util import hash_array
+
+        if not len(keys):
+            return
+        high, low = (hash_array(keys, encoding="utf8", hash_key=k, categorize=False) for k in _KEYS)
+        self._count += len(keys)
+        self._total = (self._total + (_exact_sum(high) << 64) + _exact_sum(low)) % MOD
+
+    def _flush(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._hash(np.array(pending, dtype=object))
+
+    @property
+    def count(self) -> int:
+        self._flush()
+        return self._count
+
+    @property
+    def total(self) -> int:
+        self._flush()
+        return self._total
 
     def merge(self, other: "RowDigest") -> "RowDigest":
-        self.count += other.count
-        self.total = (self.total + other.total) % MOD
+        self._flush()
+        self._count += other.count
+        self._total = (self._total + other.total) % MOD
         return self
 
     def minus(self, other: "RowDigest") -> "RowDigest":

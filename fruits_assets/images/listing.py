@@ -22,7 +22,7 @@ from ..storage.fs import is_s3
 from .digest import RowDigest
 from .layout import parse_image_path
 from .local_walk import missing_root_message, top_level, walk
-from .s3_inventory import inventory_entries, read_manifest
+from .s3_inventory import inventory_batches, inventory_entries, read_manifest
 
 # (path, relative path, bytes, skip reason or None, S3 ETag or None)
 Entry = tuple[str, str, int, Optional[str], Optional[str]]
@@ -113,6 +113,38 @@ class ListingStats:
             self.per_class[key] = self.per_class.get(key, 0) + 1
         _keep_smallest(self.preview, [path, label, split, size], PREVIEW)
 
+    def add_batch(self, batch) -> None:
+        """:meth:`add` for an Arrow batch of inventory rows, column-wise."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = pa.Table.from_batches([batch])
+        self.table_digest.add_many(
+            table.column("path"),
+            pc.coalesce(
+                table.column("fingerprint"),
+                pc.binary_join_element_wise(pa.scalar("skipped: "), table.column("skipped"), ""),
+            ),
+        )
+        skipped = table.filter(pc.is_valid(table.column("skipped")))
+        images = table.filter(pc.is_null(table.column("skipped")))
+        for reason, n in _grouped(skipped, ["skipped"]):
+            self.skipped[reason[0]] = self.skipped.get(reason[0], 0) + n
+        for item in _smallest(skipped, ["path", "skipped"], EXAMPLES):
+            _keep_smallest(self.skipped_examples, item, EXAMPLES)
+        self.images += images.num_rows
+        self.bytes += int(pc.sum(images.column("bytes")).as_py() or 0)
+        self.digest.add_many(images.column("path"), images.column("fingerprint"))
+        unparsed = images.filter(pc.is_null(images.column("label")))
+        self.unparsed += unparsed.num_rows
+        for item in _smallest(unparsed, ["path"], 5):
+            _keep_smallest(self.unparsed_examples, item, 5)
+        for (split, label), n in _grouped(images.filter(pc.is_valid(images.column("label"))), ["split", "label"]):
+            self.per_split[split] = self.per_split.get(split, 0) + n
+            self.per_class[f"{split}\t{label}"] = self.per_class.get(f"{split}\t{label}", 0) + n
+        for item in _smallest(images, ["path", "label", "split", "bytes"], PREVIEW):
+            _keep_smallest(self.preview, item, PREVIEW)
+
     def merge(self, other: "ListingStats") -> "ListingStats":
         self.images += other.images
         self.bytes += other.bytes
@@ -155,6 +187,22 @@ class ListingStats:
         doc["digest"] = RowDigest.from_json(doc["digest"])
         doc["table_digest"] = RowDigest.from_json(doc["table_digest"])
         return cls(**doc)
+
+
+def _grouped(table, by: list[str]) -> list:
+    if not table.num_rows:
+        return []
+    counts = table.group_by(by).aggregate([([], "count_all")]).to_pydict()
+    return [(key, n) for *key, n in zip(*(counts[c] for c in by), counts["count_all"])]
+
+
+def _smallest(table, columns: list[str], limit: int) -> list:
+    if not table.num_rows:
+        return []
+    import pyarrow.compute as pc
+
+    first = table.take(pc.select_k_unstable(table, limit, [("path", "ascending")])).sort_by("path")
+    return [list(r) for r in zip(*(first.column(c).to_pylist() for c in columns))]
 
 
 def _keep_smallest(items: list, item: list, limit: int) -> None:
@@ -338,11 +386,9 @@ def list_to_parts(
     def one(n: int) -> ListingStats:
         stats, chunk, writer, stream = ListingStats(), [], None, None
 
-        def flush() -> None:
+        def write_batch(batch) -> None:
             nonlocal writer, stream
-            if not chunk:
-                return
-            if writer is None:
+            if writer is None:  # a shard with no row writes no file
                 uri = part_uri(out_prefix, n)
                 fs, path = location.filesystem(uri)
                 ensure_dir(fs, path.rsplit("/", 1)[0], uri)
@@ -350,19 +396,29 @@ def list_to_parts(
                 writer = pq.ParquetWriter(
                     stream, schema, compression="snappy", use_dictionary=["label", "split"], write_page_checksum=True
                 )
-            columns = list(zip(*chunk))
-            writer.write_table(
-                pa.Table.from_arrays([pa.array(c, t.type) for c, t in zip(columns, schema)], schema=schema)
-            )
-            chunk.clear()
+            writer.write_batch(batch)
+
+        def flush() -> None:
+            if chunk:
+                columns = list(zip(*chunk))
+                write_batch(
+                    pa.RecordBatch.from_arrays([pa.array(c, t.type) for c, t in zip(columns, schema)], schema=schema)
+                )
+                chunk.clear()
 
         try:
-            for r in rows(root_uri, shards[n], endpoint_url, region):
-                stats.add(r)
-                chunk.append(r)
-                if len(chunk) >= CHUNK_ROWS:
-                    flush()
-            flush()
+            shard = shards[n]
+            if shard.kind == "inventory":  # column-wise: report rows come in Arrow batches
+                for batch in inventory_batches(root_uri, shard.value, json.loads(shard.meta), endpoint_url, region):
+                    stats.add_batch(batch)
+                    write_batch(batch)
+            else:
+                for r in rows(root_uri, shard, endpoint_url, region):
+                    stats.add(r)
+                    chunk.append(r)
+                    if len(chunk) >= CHUNK_ROWS:
+                        flush()
+                flush()
         finally:
             if writer is not None:
                 writer.close()

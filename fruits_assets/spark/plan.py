@@ -67,8 +67,7 @@ def digest_of(frame) -> RowDigest:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         digest = RowDigest()
         for batch in batches:
-            for path, fingerprint in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-                digest.add(path, fingerprint)
+            digest.add_many(batch.column(0), batch.column(1))
         yield pa.RecordBatch.from_pydict({"digest": [json.dumps(digest.to_json())]})
 
     total = RowDigest()
@@ -118,15 +117,11 @@ def plan(
     from pyspark.sql import functions as F
 
     keep = StorageLevel.MEMORY_AND_DISK
-    inventory = (
-        read_files(spark, inventory_files, list(INVENTORY_DDL_COLUMNS), INVENTORY_DDL, location)
-        .where(F.col("skipped").isNull())
-        .drop("skipped")
-        .persist(keep)
-    )
-    cached = [inventory]
-    inventory_rows = inventory.count()
+    inventory = read_files(spark, inventory_files, list(INVENTORY_DDL_COLUMNS), INVENTORY_DDL, location)
+    inventory = inventory.where(F.col("skipped").isNull()).drop("skipped")
     if features_files is None or reuse is not None:
+        inventory = inventory.persist(keep)
+        inventory_rows = inventory.count()
         removed = 0
         if features_files is not None:
             gone = _known_paths(spark, features_files, rejects_files, location)
@@ -138,20 +133,30 @@ def plan(
             inventory_rows,
             removed_files=list(range(len(features_files or []))),
             removed=removed,
-            _cached=cached,
+            _cached=[inventory],
         )
-    features = read_files(spark, features_files, ["path", "fingerprint"], KEYS_DDL, location, True).persist(keep)
+    # Both sides hash-partitioned by path once, the same way: every join below is on ``path``
+    # alone (fingerprints compared after), so Spark joins them partition by partition with no
+    # further shuffle of the big sides.
+    parts = max(int(spark.conf.get("spark.sql.shuffle.partitions", "8")), len(features_files), 1)
+    inventory = inventory.repartition(parts, "path").persist(keep)
+    features = (
+        read_files(spark, features_files, ["path", "fingerprint"], KEYS_DDL, location, True)
+        .repartition(parts, "path")
+        .persist(keep)
+    )
+    cached = [inventory, features]
+    inventory_rows = inventory.count()
     rejects = read_files(spark, rejects_files, list(REJECT_COLUMNS), REJECTS_DDL, location)
-    cached.append(features)
-    now = inventory.select("path", F.col("fingerprint").alias("now"), "split")
+    now = inventory.select("path", F.col("fingerprint").alias("now"), F.col("split").alias("now_split"))
+    matched = features.join(now, "path", "left").withColumn("valid", F.col("fingerprint") == F.col("now"))
     # One pass over the committed rows: per file (and split), how many rows stay valid and how
     # many images are gone; the driver gets files x splits counts.
     per_file = (
-        features.join(now, "path", "left")
-        .groupBy("file", "split")
+        matched.groupBy("file", "now_split")
         .agg(
             F.count(F.lit(1)).alias("rows"),
-            F.sum((F.col("now") == F.col("fingerprint")).cast("long")).alias("kept"),
+            F.sum(F.col("valid").cast("long")).alias("kept"),
             F.sum(F.col("now").isNull().cast("long")).alias("gone"),
         )
         .collect()
@@ -164,12 +169,12 @@ def plan(
         totals[r["file"]] = totals.get(r["file"], 0) + r["rows"]
         kept[r["file"]] = kept.get(r["file"], 0) + (r["kept"] or 0)
         gone += r["gone"] or 0
-        if r["kept"] and r["split"] is not None:
-            carried_per_split[str(r["split"])] = carried_per_split.get(str(r["split"]), 0) + r["kept"]
+        if r["kept"] and r["now_split"] is not None:
+            carried_per_split[str(r["now_split"])] = carried_per_split.get(str(r["now_split"]), 0) + r["kept"]
     untouched = sorted(f for f, n in totals.items() if kept.get(f, 0) == n)
     rewrite = sorted(f for f, n in totals.items() if 0 < kept.get(f, 0) < n)
     removed_files = sorted(f for f, n in totals.items() if kept.get(f, 0) < n)
-    carried = features.join(inventory.select("path", "fingerprint"), ["path", "fingerprint"], "left_semi")
+    carried = matched.where(F.col("valid")).select("path", "fingerprint", "file")
     transient = F.lit(False)
     for prefix in TRANSIENT_REJECTS:
         transient = transient | F.col("error").startswith(prefix)
@@ -177,20 +182,22 @@ def plan(
     # never a path that has a feature row (image_rejects may come from another run).
     still = (
         rejects.where(~transient)
-        .join(inventory.select("path", "fingerprint"), ["path", "fingerprint"], "left_semi")
+        .join(inventory.select("path", F.col("fingerprint").alias("now")), "path")
+        .where(F.col("fingerprint") == F.col("now"))
+        .drop("now")
         .join(features.select("path"), "path", "left_anti")
         .persist(keep)
     )
     cached.append(still)
-    compute = (
-        inventory.join(carried.select("path", "fingerprint"), ["path", "fingerprint"], "left_anti")
-        .join(still.select("path", "fingerprint"), ["path", "fingerprint"], "left_anti")
-        .persist(keep)
-    )
+    compute = inventory.join(carried.select("path"), "path", "left_anti")
+    if rejects_files:
+        compute = compute.join(still.select("path"), "path", "left_anti")
+    compute = compute.persist(keep)
     cached.append(compute)
     # The inventory is carried rows + rows to compute + rejections carried (disjoint): the carried
     # rows' digest is the inventory's minus the two small ones, no pass over every carried row.
     carried_digest = (inventory_digest or digest_of(inventory)).minus(digest_of(compute)).minus(digest_of(still))
+    known_rejects = rejects.join(inventory.select("path"), "path", "left_anti").count() if rejects_files else 0
     return Plan(
         "incremental",
         inventory_rows,
@@ -204,7 +211,7 @@ def plan(
         removed_files=removed_files,
         carried_rejects=still.select(*REJECT_COLUMNS),
         carried_rejects_rows=still.count(),
-        removed=gone + rejects.join(inventory.select("path"), "path", "left_anti").count(),
+        removed=gone + known_rejects,
         _cached=cached,
         _carried=carried,
     )

@@ -1,8 +1,9 @@
 """A linear probe with Spark ML: multinomial logistic regression on published vectors.
 
-Spark tasks read their parquet row groups (local or s3://, as the PCA does), keep the rows the
-plan gives a role and hand Spark ML (label index, vector) rows; the driver collects only the
-evaluated rows' predicted class (ints), never a vector. The same code runs on the EMR cluster.
+Spark computes the plan (roles, per-class caps) over the rows' labels; tasks read their parquet
+row groups (local or s3://, as the PCA does), keep the rows the plan gives a role and hand Spark
+ML (label index, vector) rows; the driver gets counts (per role, per class, the confusion
+pairs), never a row. The same code runs on the EMR cluster.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 
-from ..analysis.probe_metrics import ProbePlan, plan_roles, role_of
+from ..analysis.probe_metrics import EVAL_SPLIT, HOLDOUT_FRACTION, TRAIN_SPLIT, ProbePlan, role_of, row_hash, split_rule
 from ..storage.fs import Location
 from .pca import _matrix, _read, _units_frame, row_groups
+from .plan import read_files
 
 VECTOR_COLUMN = {"image_pca": "pca", "image_features": "features"}
 _ROWS_DDL = "path string, role string, label double, vec array<float>"
@@ -26,7 +26,8 @@ _ROWS_DDL = "path string, role string, label double, vec array<float>"
 @dataclass
 class ProbeFit:
     plan: ProbePlan
-    predictions: pd.DataFrame  # evaluated rows: path, label, split, predicted
+    pairs: dict  # (true label, predicted label) -> evaluated rows
+    predictions: object  # DataFrame of the evaluated rows: path, label, split, predicted, correct
     train_counts: dict  # label -> training rows
     fitted: bool  # False when training has fewer than 2 classes (nothing to fit)
     iterations: int
@@ -35,15 +36,66 @@ class ProbeFit:
     dim: int
 
 
-def read_labels(files: list[str], location: Location) -> pd.DataFrame:
-    """path, label, split of every row (no vectors: a few MB for Fruits-360)."""
-    import pyarrow.dataset as ds
+def plan_in_spark(spark, files: list[str], location: Location, seed: int, max_train_per_class: int):
+    """The probe's plan (:func:`fruits_assets.analysis.probe_metrics.plan_roles`, the same rule)
+    computed by Spark over the rows' path, label and split: the driver gets per-class and
+    per-role counts and the per-class thresholds of capped classes, never a row.
+    Returns (plan, DataFrame of path, label, split, role)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
 
-    if not files:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in ("path", "label", "split")})
-    fs, _ = location.filesystem(files[0])
-    paths = [location.filesystem(f)[1] for f in files]
-    return ds.dataset(paths, filesystem=fs, format="parquet").to_table(columns=["path", "label", "split"]).to_pandas()
+    labels = read_files(spark, files, ["path", "label", "split"], "path string, label string, split string", location)
+
+    def hashed(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            h = [row_hash(p, seed) for p in batch.column("path").to_pylist()]
+            yield batch.append_column("h", pa.array(h, pa.float64()))
+
+    rows = labels.mapInArrow(hashed, "path string, label string, split string, h double").cache()
+    splits = {r["split"] for r in rows.where(F.col("label").isNotNull()).select("split").distinct().collect()}
+    has_split = TRAIN_SPLIT in splits and EVAL_SPLIT in splits
+    if has_split:
+        role = (
+            F.when(F.col("split") == TRAIN_SPLIT, "train")
+            .when(F.col("split") == EVAL_SPLIT, "eval")
+            .otherwise("unused")
+        )
+    else:
+        role = F.when(F.col("h") < 1 - HOLDOUT_FRACTION, "train").otherwise("eval")
+    rows = rows.withColumn("role", F.when(F.col("label").isNull(), "unlabelled").otherwise(role))
+    thresholds: dict[str, float] = {}
+    if max_train_per_class > 0:
+        # The k-th smallest hash of each class with more than k training rows (ties kept, as role_of).
+        ranked = rows.where(F.col("role") == "train").withColumn(
+            "rank", F.row_number().over(Window.partitionBy("label").orderBy("h", "path"))
+        )
+        thresholds = {r["label"]: float(r["h"]) for r in ranked.where(F.col("rank") == max_train_per_class).collect()}
+        over = {r["label"] for r in ranked.where(F.col("rank") == max_train_per_class + 1).select("label").collect()}
+        thresholds = {k: v for k, v in thresholds.items() if k in over}
+    if thresholds:
+        limits = spark.createDataFrame(list(thresholds.items()), "label string, limit double")
+        rows = (
+            rows.join(F.broadcast(limits), "label", "left")
+            .withColumn(
+                "role",
+                F.when((F.col("role") == "train") & (F.col("h") > F.col("limit")), "unused").otherwise(F.col("role")),
+            )
+            .drop("limit")
+        )
+    counts = rows.groupBy("role", "label").count().collect()
+    role_counts: dict[str, int] = {}
+    for r in counts:
+        role_counts[r["role"]] = role_counts.get(r["role"], 0) + r["count"]
+    classes = sorted({r["label"] for r in counts if r["label"] is not None})
+    train_counts = {r["label"]: int(r["count"]) for r in counts if r["role"] == "train"}
+    plan = ProbePlan(
+        role_counts,
+        classes,
+        split_rule(has_split, seed, max_train_per_class if thresholds else 0),
+        has_split,
+        thresholds,
+    )
+    return plan, train_counts, rows.select("path", "label", "split", "role")
 
 
 def native_blas_missing(spark) -> str | None:
@@ -91,8 +143,7 @@ def fit_probe(
     from pyspark.ml.functions import array_to_vector
     from pyspark.sql import functions as F
 
-    rows = read_labels(files, location)
-    plan = plan_roles(rows, seed, max_train_per_class)
+    plan, train_counts, rows = plan_in_spark(spark, files, location, seed, max_train_per_class)
     index = {label: float(i) for i, label in enumerate(plan.classes)}
     has_split, thresholds, store_uri = plan.has_split, plan.train_thresholds, files[0] if files else ""
     units = row_groups(files, location)
@@ -141,15 +192,14 @@ def fit_probe(
         .mapInArrow(run, _ROWS_DDL)
         .select("path", "role", "label", array_to_vector(F.col("vec")).alias("features"))
     )
-    role = rows["path"].map(plan.roles)
-    train_counts = {str(k): int(v) for k, v in rows.loc[role == "train", "label"].value_counts().items()}
-    evaluated = rows.loc[role == "eval", ["path", "label", "split"]].reset_index(drop=True)
+    evaluated = rows.where(F.col("role") == "eval").select("path", "label", "split")
     started = time.perf_counter()
     if len(train_counts) < 2:
         # One class (or none): nothing to tell apart, no model to fit. The "prediction" is that class.
         only = next(iter(train_counts), None)
-        predictions = evaluated.assign(predicted=only)
-        return ProbeFit(plan, predictions, train_counts, False, 0, 0.0, 0.0, dim)
+        predictions = evaluated.withColumn("predicted", F.lit(only).cast("string"))
+        pairs = _pairs(predictions)
+        return ProbeFit(plan, pairs, _with_correct(predictions), train_counts, False, 0, 0.0, 0.0, dim)
     train = frame.where(F.col("role") == "train").persist(StorageLevel.MEMORY_AND_DISK)
     try:
         lr = LogisticRegression(
@@ -161,17 +211,41 @@ def fit_probe(
         train.unpersist()
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
+    names = spark.createDataFrame(list(enumerate(plan.classes)), "class int, predicted string")
     predicted = (
         model.transform(frame.where(F.col("role") == "eval"))
         .select("path", F.col("prediction").cast("int").alias("class"))
-        .toPandas()
+        .join(F.broadcast(names), "class")
+        .drop("class")
     )
-    names = np.asarray(plan.classes, dtype=object)
-    predicted["predicted"] = names[predicted["class"].to_numpy()] if len(predicted) else []
-    predictions = evaluated.merge(predicted[["path", "predicted"]], on="path", how="left")
-    if predictions["predicted"].isna().any():  # every evaluated row was read and predicted, or we say so
-        missing = predictions.loc[predictions["predicted"].isna(), "path"]
-        raise RuntimeError(f"feature_probe: {len(missing)} evaluated rows got no prediction, e.g. {missing.iloc[0]}")
+    predictions = evaluated.join(predicted, "path", "left").persist(StorageLevel.MEMORY_AND_DISK)
+    pairs = _pairs(predictions)
+    # Every evaluated row was read and predicted, or we say so.
+    missing = sum(k for (_, p), k in pairs.items() if p is None)
+    if missing:
+        raise RuntimeError(f"feature_probe: {missing} evaluated rows got no prediction")
     return ProbeFit(
-        plan, predictions, train_counts, True, iterations, train_seconds, time.perf_counter() - started, dim
+        plan,
+        pairs,
+        _with_correct(predictions),
+        train_counts,
+        True,
+        iterations,
+        train_seconds,
+        time.perf_counter() - started,
+        dim,
     )
+
+
+def _pairs(predictions) -> dict:
+    """(true label, predicted label) -> rows, counted by Spark (at most classes^2 entries)."""
+    return {
+        (r["label"], r["predicted"]): int(r["count"])
+        for r in predictions.groupBy("label", "predicted").count().collect()
+    }
+
+
+def _with_correct(predictions):
+    from pyspark.sql import functions as F
+
+    return predictions.withColumn("correct", F.coalesce(F.col("label") == F.col("predicted"), F.lit(False)))

@@ -9,6 +9,12 @@
     report = probe_report()                          # the feature probe's numbers
     together = consistent()                          # {asset: version} computed from each other
 
+Whatever the number of images, these hold a bounded amount in memory (a batch at a time):
+
+    per_class = counts("image_features", ["label", "split"])   # a streamed group-by count
+    wrong = head("feature_probe", 10, where=("correct", False)) # the first matching rows
+    for batch in batches("image_features", ["path", "features"]): ...
+
 Every table is a Delta table at ``<root>/<asset>``: DuckDB (``delta_scan``), pandas/Polars
 (``deltalake``), Spark with Delta and Athena read it directly (README "Outputs").
 
@@ -84,6 +90,81 @@ def load(asset: str, version: int | None = None, spark=None, root: str | None = 
         # The files of this version, from the log: plain Spark reads them without Delta's jars.
         return spark.read.parquet(*snap.file_uris())
     return read_frame(store, snap)
+
+
+def batches(asset: str, columns: list[str] | None = None, version: int | None = None, root: str | None = None):
+    """The rows of a committed table, a pyarrow RecordBatch at a time (checksums verified)."""
+    import pyarrow.parquet as pq
+
+    store = lake(root)
+    snap = snapshot(asset, version, root=root)
+    for uri in snap.file_uris():
+        fs, path = store.fs(uri)
+        with fs.open_input_file(path) as fh:
+            yield from pq.ParquetFile(fh, page_checksum_verification=True).iter_batches(
+                batch_size=65_536, columns=columns
+            )
+
+
+def counts(asset: str, by: list[str], version: int | None = None, root: str | None = None):
+    """Rows per value of the ``by`` columns (a pandas frame: ``by`` + ``rows``), counted batch by
+    batch: memory grows with the number of groups, not of rows."""
+    import pandas as pd
+    import pyarrow as pa
+
+    total: dict[tuple, int] = {}
+    for batch in batches(asset, by, version, root):
+        grouped = pa.Table.from_batches([batch]).group_by(by).aggregate([([], "count_all")]).to_pydict()
+        for *key, n in zip(*(grouped[c] for c in by), grouped["count_all"]):
+            total[tuple(key)] = total.get(tuple(key), 0) + n
+    return pd.DataFrame([(*k, n) for k, n in total.items()], columns=[*by, "rows"])
+
+
+def head(
+    asset: str,
+    n: int,
+    columns: list[str] | None = None,
+    where: tuple | None = None,
+    version: int | None = None,
+    root: str | None = None,
+):
+    """The first ``n`` rows (``where=(column, value)``: only rows with that value), as pandas."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    taken, rows = [], 0
+    for batch in batches(asset, columns if columns is None or where is None else [*columns, where[0]], version, root):
+        if where is not None:
+            batch = batch.filter(pc.equal(batch.column(where[0]), pa.scalar(where[1])))
+        taken.append(batch.slice(0, n - rows))
+        rows += len(taken[-1])
+        if rows >= n:
+            break
+    if not taken:
+        return pd.DataFrame(columns=columns)
+    frame = pa.Table.from_batches(taken).to_pandas()
+    return frame[columns] if columns else frame
+
+
+def sample(asset: str, n: int, columns: list[str] | None = None, version: int | None = None, root: str | None = None):
+    """About ``n`` rows spread over the table's files (the first n/files rows of each), as pandas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = lake(root)
+    snap = snapshot(asset, version, root=root)
+    files = snap.file_uris()
+    per_file, taken = max(1, n // max(1, len(files))), []
+    for uri in files:
+        fs, path = store.fs(uri)
+        with fs.open_input_file(path) as fh:
+            batch = next(
+                pq.ParquetFile(fh, page_checksum_verification=True).iter_batches(per_file, columns=columns), None
+            )
+        if batch is not None:
+            taken.append(batch)
+    return pa.Table.from_batches(taken).to_pandas() if taken else read_frame(store, snap).head(0)
 
 
 def probe_report(version: int | None = None, root: str | None = None) -> dict:

@@ -106,10 +106,3 @@ def read_back(
                 chunks.append(flat.reshape(len(vectors), len(flat) // len(vectors)))
     sample = np.concatenate(chunks) if chunks else np.empty((0, 0), dtype=np.float32)
     return WrittenParts(rows, values, sample)
-
-
-def write_table(uri: str, table: pa.Table, location: Location = Location()) -> None:
-    """A parquet file the driver writes (the probe's rows)."""
-    fs, path = location.filesystem(uri)
-    ensure_dir(fs, path.rsplit("/", 1)[0], uri)
-    pq.write_table(table, path, filesystem=fs, write_page_checksum=True)

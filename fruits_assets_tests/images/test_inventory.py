@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import json
 import os
 import socket
 import time
@@ -324,6 +325,8 @@ def labelled_bucket(s3_env):
                     body = image_bytes("PNG") + f"{split}{label}{i}".encode()
                     s3.put_object(Bucket=LISTING_BUCKET, Key=f"raw/{split}/{label}/{i}_100.png", Body=body)
         s3.put_object(Bucket=LISTING_BUCKET, Key="raw/Training/README.txt", Body=b"notes")
+        s3.put_object(Bucket=LISTING_BUCKET, Key="raw/Test/Kiwi/LICENSE", Body=b"no extension")
+        s3.put_object(Bucket=LISTING_BUCKET, Key="raw/Test/Kiwi/UPPER_100.PNG", Body=image_bytes("PNG"))
     return s3
 
 
@@ -368,8 +371,9 @@ def test_s3_prefixes_are_listed_concurrently(s3_env, labelled_bucket):
     )
     assert state["calls"] == planned + 3 + 6  # root + 2 split levels, 6 label prefixes
     assert state["max"] >= 4, state  # without concurrency it would be 1
-    assert stats.images == 12 and stats.skipped == {"not an image by name (.txt)": 1} and len(rows) == 13
-    assert scan(root, s3_env.endpoint, s3_env.region).images.shape[0] == 12
+    assert stats.images == 13 and len(rows) == 15
+    assert stats.skipped == {"not an image by name (.txt)": 1, "not an image by name (no extension)": 1}
+    assert scan(root, s3_env.endpoint, s3_env.region).images.shape[0] == 13
 
 
 def write_inventory(s3_env, s3, file_format: str, created_ms: int, name: str = "", **overrides) -> str:
@@ -431,7 +435,7 @@ def write_inventory(s3_env, s3, file_format: str, created_ms: int, name: str = "
 
 
 @pytest.mark.parametrize("file_format", ["CSV", "Parquet"])
-def test_an_inventory_report_gives_the_same_inventory_as_a_listing(s3_env, labelled_bucket, file_format):
+def test_an_inventory_report_gives_the_same_inventory_as_a_listing(s3_env, labelled_bucket, file_format, tmp_path):
     root = f"s3://{LISTING_BUCKET}/raw"
     listed = scan(root, s3_env.endpoint, s3_env.region)
     manifest = write_inventory(s3_env, labelled_bucket, file_format, 0)
@@ -439,6 +443,22 @@ def test_an_inventory_report_gives_the_same_inventory_as_a_listing(s3_env, label
     pd.testing.assert_frame_equal(reported.images, listed.images)
     pd.testing.assert_frame_equal(reported.skipped, listed.skipped)
     assert "Apple Braeburn" in set(reported.images["label"])  # CSV keys are URL-decoded
+    # What raw_images writes: the report's rows computed column-wise equal a listing's, row for row.
+    import pyarrow.parquet as pq
+
+    from fruits_assets.images.listing import list_to_parts, plan_shards
+
+    written = {}
+    for name, uri in (("listing", None), ("report", manifest)):
+        shards = plan_shards(root, s3_env.endpoint, s3_env.region, uri)
+        out = tmp_path / name
+        stats = list_to_parts(root, shards, str(out / "part"), s3_env.endpoint, s3_env.region)
+        table = pq.read_table(str(out)).to_pandas().sort_values("path", ignore_index=True)
+        written[name] = (stats, table)
+    (listing_stats, listing_rows), (report_stats, report_rows) = written["listing"], written["report"]
+    pd.testing.assert_frame_equal(report_rows, listing_rows)
+    assert json.loads(report_stats.to_json()) == json.loads(listing_stats.to_json())
+    assert report_stats.images == 13 and report_stats.classes == 3
 
 
 def test_a_stale_or_malformed_inventory_report_is_refused_in_one_line(s3_env, labelled_bucket):

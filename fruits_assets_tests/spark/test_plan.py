@@ -2,6 +2,7 @@
 compute and which files stay, counts and digests out (no row per image on the driver)."""
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
 from fruits_assets.images.digest import RowDigest
@@ -81,3 +82,31 @@ def test_a_new_featurizer_recomputes_everything_and_counts_what_is_gone(spark, t
         assert todo.removed_files == [0] and todo.carried_rows == 0
     finally:
         todo.release()
+
+
+def test_the_probe_plan_in_spark_is_the_reference_plan(spark, tmp_path):
+    """Roles, per-class caps and counts computed by Spark equal the pure reference
+    (analysis/probe_metrics.plan_roles), with and without a Test split, capped or not."""
+    import pandas as pd
+
+    from fruits_assets.analysis.probe_metrics import plan_roles
+    from fruits_assets.spark.probe import plan_in_spark
+
+    rows = [(f"file:/x/{i}.jpg", f"c{i % 7}", "Training" if i < 700 else "Test") for i in range(1000)]
+    rows.append(("file:/x/odd.jpg", None, None))
+    schema = pa.schema([("path", pa.string()), ("label", pa.string()), ("split", pa.string())])
+    for name, data in (("split", rows), ("holdout", [(p, lab, "Training") for p, lab, _ in rows])):
+        path = write(tmp_path / f"{name}.parquet", schema, data)
+        frame = pd.DataFrame(data, columns=["path", "label", "split"])
+        for cap in (0, 20):
+            reference = plan_roles(frame, seed=3, max_train_per_class=cap)
+            plan, train_counts, roles = plan_in_spark(spark, [path], Location(), 3, cap)
+            assert plan.counts() == reference.counts(), (name, cap)
+            assert (plan.classes, plan.has_split, plan.split_rule) == (
+                reference.classes,
+                reference.has_split,
+                reference.split_rule,
+            )
+            assert plan.train_thresholds == pytest.approx(reference.train_thresholds)
+            assert sum(train_counts.values()) == reference.counts()["train"]
+            assert roles.count() == len(data)
