@@ -32,10 +32,32 @@ class UnreadableFile(RuntimeError):
     """A committed file a task could not read (message: one line naming it and the repair)."""
 
 
-def read_files(spark, files: list[str], columns: list[str], ddl: str, location: Location, with_file: bool = False):
+def key_of(values) -> pa.Array:
+    """A 64-bit key per string (SipHash-2-4, pandas' ``hash_array``): the JVM joins these instead
+    of the paths and fingerprints themselves (~60 bytes each), a tenth of the bytes to shuffle.
+    Two different paths share a key with probability ~n^2/2^65 (3e-6 at 10 M images), and a
+    wrong match needs their fingerprints' keys to agree too (2^-64 more)."""
+    import numpy as np
+    from pandas.util import hash_array
+
+    array = values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else np.asarray(values, object)
+    keys = hash_array(array.astype(object), encoding="utf8", hash_key="fruits-assets-k1", categorize=False)
+    return pa.array(keys.view(np.int64))
+
+
+def read_files(
+    spark,
+    files: list[str],
+    columns: list[str],
+    ddl: str,
+    location: Location,
+    with_file: bool = False,
+    transform=None,
+):
     """A DataFrame of ``columns`` of parquet ``files`` (URIs), read by Python tasks through
     pyarrow (local files and S3 alike: the cluster needs no Hadoop S3 connector), page checksums
-    verified; ``with_file`` adds ``file``, the index of the row's file in ``files``."""
+    verified; ``with_file`` adds ``file``, the index of the row's file in ``files``;
+    ``transform(batch) -> batch`` runs in the task (``ddl`` is then its output's schema)."""
     parallelism = spark.sparkContext.defaultParallelism
     listing = spark.createDataFrame([(i, f) for i, f in enumerate(files)], "file int, uri string")
     listing = listing.repartition(max(1, min(len(files), parallelism * 4)))
@@ -50,7 +72,10 @@ def read_files(spark, files: list[str], columns: list[str], ddl: str, location: 
                         for chunk in pf.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
                             if with_file:
                                 chunk = chunk.append_column("file", pa.array([index] * len(chunk), pa.int32()))
-                            yield chunk
+                            if transform is not None:
+                                chunk = transform(chunk)
+                            if len(chunk):
+                                yield chunk
                 except (OSError, ValueError) as exc:
                     asset = uri.rstrip("/").rsplit("/", 2)[-2]
                     raise UnreadableFile(
@@ -120,7 +145,7 @@ def plan(
     inventory = read_files(spark, inventory_files, list(INVENTORY_DDL_COLUMNS), INVENTORY_DDL, location)
     inventory = inventory.where(F.col("skipped").isNull()).drop("skipped")
     if features_files is None or reuse is not None:
-        inventory = inventory.persist(keep)
+        # Everything is computed: the rows are read again by the featurization tasks, never kept.
         inventory_rows = inventory.count()
         removed = 0
         if features_files is not None:
@@ -133,27 +158,32 @@ def plan(
             inventory_rows,
             removed_files=list(range(len(features_files or []))),
             removed=removed,
-            _cached=[inventory],
         )
-    # Both sides hash-partitioned by path once, the same way: every join below is on ``path``
-    # alone (fingerprints compared after), so Spark joins them partition by partition with no
-    # further shuffle of the big sides.
+    # The JVM joins 64-bit keys of paths and fingerprints, hash-partitioned by path key once on
+    # both sides (no further shuffle); the rows themselves stay in the files, and Python tasks
+    # pick the ones to compute (below).
     parts = max(int(spark.conf.get("spark.sql.shuffle.partitions", "8")), len(features_files), 1)
-    inventory = inventory.repartition(parts, "path").persist(keep)
-    features = (
-        read_files(spark, features_files, ["path", "fingerprint"], KEYS_DDL, location, True)
-        .repartition(parts, "path")
+    inventory_keys = (
+        read_files(
+            spark, inventory_files, ["path", "fingerprint", "skipped"], _KEYS_DDL, location, transform=_image_keys
+        )
+        .repartition(parts, "pkey")
         .persist(keep)
     )
-    cached = [inventory, features]
-    inventory_rows = inventory.count()
-    rejects = read_files(spark, rejects_files, list(REJECT_COLUMNS), REJECTS_DDL, location)
-    now = inventory.select("path", F.col("fingerprint").alias("now"), F.col("split").alias("now_split"))
-    matched = features.join(now, "path", "left").withColumn("valid", F.col("fingerprint") == F.col("now"))
+    feature_keys = (
+        read_files(spark, features_files, ["path", "fingerprint", "split"], _FILE_KEYS_DDL, location, True, _file_keys)
+        .repartition(parts, "pkey")
+        .persist(keep)
+    )
+    cached = [inventory_keys, feature_keys]
+    inventory_rows = inventory_keys.count()
+    matched = feature_keys.join(inventory_keys.withColumnRenamed("fkey", "now"), "pkey", "left").withColumn(
+        "valid", F.col("fkey") == F.col("now")
+    )
     # One pass over the committed rows: per file (and split), how many rows stay valid and how
     # many images are gone; the driver gets files x splits counts.
     per_file = (
-        matched.groupBy("file", "now_split")
+        matched.groupBy("file", "split")
         .agg(
             F.count(F.lit(1)).alias("rows"),
             F.sum(F.col("valid").cast("long")).alias("kept"),
@@ -169,40 +199,57 @@ def plan(
         totals[r["file"]] = totals.get(r["file"], 0) + r["rows"]
         kept[r["file"]] = kept.get(r["file"], 0) + (r["kept"] or 0)
         gone += r["gone"] or 0
-        if r["kept"] and r["now_split"] is not None:
-            carried_per_split[str(r["now_split"])] = carried_per_split.get(str(r["now_split"]), 0) + r["kept"]
+        if r["kept"] and r["split"] is not None:
+            carried_per_split[str(r["split"])] = carried_per_split.get(str(r["split"]), 0) + r["kept"]
     untouched = sorted(f for f, n in totals.items() if kept.get(f, 0) == n)
     rewrite = sorted(f for f, n in totals.items() if 0 < kept.get(f, 0) < n)
     removed_files = sorted(f for f, n in totals.items() if kept.get(f, 0) < n)
-    carried = matched.where(F.col("valid")).select("path", "fingerprint", "file")
+    carried = matched.where(F.col("valid")).select("pkey", "file")
     transient = F.lit(False)
     for prefix in TRANSIENT_REJECTS:
         transient = transient | F.col("error").startswith(prefix)
     # Only rejections that would come out the same: not transient reads or decoder crashes, and
     # never a path that has a feature row (image_rejects may come from another run).
+    rejects = read_files(spark, rejects_files, list(REJECT_COLUMNS), _REJECT_KEYS_DDL, location, transform=_reject_keys)
     still = (
         rejects.where(~transient)
-        .join(inventory.select("path", F.col("fingerprint").alias("now")), "path")
-        .where(F.col("fingerprint") == F.col("now"))
-        .drop("now")
-        .join(features.select("path"), "path", "left_anti")
+        .join(inventory_keys.withColumnRenamed("fkey", "now"), "pkey")
+        .where(F.col("fkey") == F.col("now"))
+        .join(feature_keys.select("pkey"), "pkey", "left_anti")
         .persist(keep)
     )
     cached.append(still)
-    compute = inventory.join(carried.select("path"), "path", "left_anti")
+    compute_keys = inventory_keys.join(carried.select("pkey"), "pkey", "left_anti")
     if rejects_files:
-        compute = compute.join(still.select("path"), "path", "left_anti")
+        compute_keys = compute_keys.join(still.select("pkey"), "pkey", "left_anti")
+    compute_keys = compute_keys.select("pkey").persist(keep)
+    cached.append(compute_keys)
+    compute_rows = compute_keys.count()
+    full = read_files(
+        spark,
+        inventory_files,
+        list(INVENTORY_DDL_COLUMNS),
+        INVENTORY_DDL + ", pkey long",
+        location,
+        transform=lambda b: b.append_column("pkey", key_of(b.column("path"))),
+    )
+    full = full.where(F.col("skipped").isNull()).drop("skipped")
+    # The images to compute: a semi-join against the (small, typically) set of keys to compute:
+    # the full rows stream through once, never shuffled, sorted or kept.
+    small = compute_rows <= BROADCAST_KEYS
+    compute = full.join(F.broadcast(compute_keys) if small else compute_keys, "pkey", "left_semi").drop("pkey")
     compute = compute.persist(keep)
     cached.append(compute)
+    compute_digest = digest_of(compute)
     # The inventory is carried rows + rows to compute + rejections carried (disjoint): the carried
     # rows' digest is the inventory's minus the two small ones, no pass over every carried row.
-    carried_digest = (inventory_digest or digest_of(inventory)).minus(digest_of(compute)).minus(digest_of(still))
-    known_rejects = rejects.join(inventory.select("path"), "path", "left_anti").count() if rejects_files else 0
+    carried_digest = (inventory_digest or digest_of(full)).minus(compute_digest).minus(digest_of(still))
+    known_rejects = rejects.join(inventory_keys, "pkey", "left_anti").count() if rejects_files else 0
     return Plan(
         "incremental",
         inventory_rows,
         compute,
-        compute.count(),
+        compute_rows,
         carried_rows=sum(kept.values()),
         carried_digest=carried_digest,
         carried_per_split=carried_per_split,
@@ -214,6 +261,39 @@ def plan(
         removed=gone + known_rejects,
         _cached=cached,
         _carried=carried,
+    )
+
+
+BROADCAST_KEYS = 4_000_000  # keys to compute sent whole to every task (32 MB) rather than shuffled
+_KEYS_DDL = "pkey long, fkey long"
+_FILE_KEYS_DDL = "pkey long, fkey long, split string, file int"
+_REJECT_KEYS_DDL = REJECTS_DDL + ", pkey long, fkey long"
+
+
+def _image_keys(batch: pa.RecordBatch) -> pa.RecordBatch:
+    import pyarrow.compute as pc
+
+    images = batch.filter(pc.is_null(batch.column("skipped")))
+    return pa.RecordBatch.from_arrays(
+        [key_of(images.column("path")), key_of(images.column("fingerprint"))], names=["pkey", "fkey"]
+    )
+
+
+def _file_keys(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [
+            key_of(batch.column("path")),
+            key_of(batch.column("fingerprint")),
+            batch.column("split"),
+            batch.column("file"),
+        ],
+        names=["pkey", "fkey", "split", "file"],
+    )
+
+
+def _reject_keys(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return batch.append_column("pkey", key_of(batch.column("path"))).append_column(
+        "fkey", key_of(batch.column("fingerprint"))
     )
 
 
@@ -240,20 +320,22 @@ def rewrite_survivors(todo: Plan, files: list[str], prefix: str, location: Locat
     carried = todo._carried
     spark = carried.sparkSession
     n = max(1, min(len(todo.rewrite), spark.sparkContext.defaultParallelism * 4))
-    subset = carried.where(F.col("file").isin(todo.rewrite)).select("file", "path").repartition(n, "file")
+    subset = carried.where(F.col("file").isin(todo.rewrite)).select("file", "pkey").repartition(n, "file")
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        by_file: dict[int, list[str]] = {}
+        import pyarrow.compute as pc
+
+        by_file: dict[int, list[pa.Array]] = {}
         for batch in batches:
-            for f, p in zip(batch.column("file").to_pylist(), batch.column("path").to_pylist()):
-                by_file.setdefault(f, []).append(p)
+            table = pa.Table.from_batches([batch])
+            for f in pc.unique(table.column("file")).to_pylist():
+                rows = table.filter(pc.equal(table.column("file"), f))
+                by_file.setdefault(f, []).append(rows.column("pkey").combine_chunks())
         written = 0
-        for f, paths in by_file.items():
+        for f, keys in by_file.items():
             fs, path = location.filesystem(files[f])
             table = pq.read_table(path, filesystem=fs, page_checksum_verification=True)
-            import pyarrow.compute as pc
-
-            table = table.filter(pc.is_in(table.column("path"), pa.array(paths, pa.string())))
+            table = table.filter(pc.is_in(key_of(table.column("path").combine_chunks()), pa.concat_arrays(keys)))
             out = f"{prefix}-c{f:05d}.parquet"
             out_fs, out_path = location.filesystem(out)
             ensure_dir(out_fs, out_path.rsplit("/", 1)[0], out)
