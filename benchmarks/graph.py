@@ -67,6 +67,13 @@ def main() -> None:
         default=None,
         help="feature_probe.max_train_rows_per_class (default: the asset's default)",
     )
+    parser.add_argument(
+        "--probe-compare",
+        type=int,
+        nargs="*",
+        default=[],
+        help="after the measured run, the probe again on the same vectors with each of these caps (0 = all rows)",
+    )
     args = parser.parse_args()
 
     from dagster import AssetKey, DagsterInstance, materialize
@@ -137,6 +144,18 @@ def main() -> None:
         f"peak RSS MB: driver_python={rss.mb('driver_python')} jvm={rss.mb('jvm')} "
         f"python_worker={rss.mb('python_workers')}; disk used by outputs {disk_mb} MB"
     )
+    for cap in args.probe_compare:
+        cfg = {"ops": {"feature_probe": {"config": {"max_train_rows_per_class": cap}}}}
+        started = time.perf_counter()
+        again = materialize(
+            assets, resources=resources, run_config=cfg, instance=instance, selection=[AssetKey("feature_probe")]
+        )
+        probe = next(e for e in again.get_asset_materialization_events()).materialization.metadata
+        log(
+            f"probe cap={cap}: accuracy={probe['accuracy'].value} macro_f1={probe['macro_f1'].value} "
+            f"train_rows={probe['train_rows'].value} train_s={probe['train_seconds'].value} "
+            f"step_s={time.perf_counter() - started:.1f}"
+        )
     print(
         f"graph images={args.images} k={k} model_s={steps['feature_model']:.1f} featurize_s={featurize:.1f} "
         f"pca_fit_s={steps['pca_model']:.1f} project_s={steps['image_pca']:.1f} "

@@ -43,6 +43,9 @@ class PcaConfig(Config):
     standardize: bool = Field(default=False, description="StandardScaler (mean 0, unit variance) before PCA")
 
 
+PROBE_TRAIN_ROWS_PER_CLASS = 200
+
+
 class ProbeConfig(Config):
     features: Literal["image_pca", "image_features"] = Field(
         default="image_pca",
@@ -58,7 +61,11 @@ class ProbeConfig(Config):
         "for the same accuracy here)",
     )
     max_train_rows_per_class: int = Field(
-        default=0, ge=0, le=1_000_000, description="training rows kept per class, seeded choice (0 = all)"
+        default=PROBE_TRAIN_ROWS_PER_CLASS,
+        ge=0,
+        le=1_000_000,
+        description="training rows kept per class, a seeded choice (0 = all): bounds the probe's cost "
+        "whatever the number of images (docs/performance.md: what it costs in accuracy)",
     )
     seed: int = Field(
         default=0,
