@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import warnings
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules
+from dagster import Definitions, in_process_executor, load_assets_from_modules, map_asset_specs
 from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
 
 from . import settings
 from .defs import feature_model, features, pca, probe, raw_images, report
-from .defs.automation import new_images_sensor, refresh_job
+from .defs.automation import automation_sensor, conditions, image_store, new_images_sensor, refresh_job
 from .defs.console import console, use_as_default
 from .defs.deployments import emr_resources, local_resources
 from .defs.run_config import CONFIG_BY_OP
@@ -31,18 +31,27 @@ use_as_default()
 
 def build_definitions(deployment: str | None = None) -> Definitions:
     deployment = deployment or settings.deployment()
+    settings.check_not_redirected()
     if deployment == "emr":
         resources, executor = emr_resources(), None
     else:
         # One process, one JVM for the whole run: Spark start-up is paid once, not per step.
         resources, executor = local_resources(), in_process_executor
+    by_asset = conditions()
+    assets = map_asset_specs(
+        lambda spec: spec.replace_attributes(automation_condition=by_asset[spec.key.to_user_string()]),
+        load_assets_from_modules(list(STAGES)),
+    )
+    where = settings.instance_description() if deployment == "local" else f"deployment {deployment}"
     return Definitions(
-        assets=load_assets_from_modules(list(STAGES)),
+        assets=[image_store, *assets],
         resources=resources,
         executor=executor,
         jobs=[refresh_job],
-        sensors=[new_images_sensor],
+        sensors=[new_images_sensor, automation_sensor()],
         loggers={"console": console},
+        # Shown on the code location's page of the UI: which instance and outputs this code uses.
+        metadata={"instance": where},
     )
 
 

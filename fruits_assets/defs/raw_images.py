@@ -14,7 +14,7 @@ from dagster import (
 
 from ..errors import expected_error
 from ..images.inventory import listing_digest
-from ..names import GROUP, RAW_IMAGES
+from ..names import GROUP, IMAGE_STORE, RAW_IMAGES
 from . import metadata
 from .console import ExpectedFailure
 from .resources import ImageStore
@@ -44,6 +44,8 @@ def _sync(context: AssetExecutionContext, images: ImageStore) -> dict:
 
 @asset(
     name=RAW_IMAGES,
+    # The observed image store: a new data version (the listing changed) is what automation reacts to.
+    deps=[IMAGE_STORE],
     code_version=CODE_VERSION,
     group_name=GROUP,
     kinds={"parquet", "pandas"},
