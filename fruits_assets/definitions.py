@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules, map_asset_specs
+from dagster import AssetsDefinition, Definitions, in_process_executor, load_assets_from_modules
 from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
 
 from . import settings
@@ -38,10 +39,12 @@ def build_definitions(deployment: str | None = None) -> Definitions:
         # One process, one JVM for the whole run: Spark start-up is paid once, not per step.
         resources, executor = local_resources(), in_process_executor
     by_asset = conditions()
-    assets = map_asset_specs(
-        lambda spec: spec.replace_attributes(automation_condition=by_asset[spec.key.to_user_string()]),
-        load_assets_from_modules(list(STAGES)),
-    )
+    assets = [
+        cast(AssetsDefinition, stage).map_asset_specs(
+            lambda spec: spec.replace_attributes(automation_condition=by_asset[spec.key.to_user_string()])
+        )
+        for stage in load_assets_from_modules(list(STAGES))
+    ]
     where = settings.instance_description() if deployment == "local" else f"deployment {deployment}"
     return Definitions(
         assets=[image_store, *assets],

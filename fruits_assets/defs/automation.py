@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 from dagster import (
     AssetKey,
@@ -125,7 +126,7 @@ def new_images_sensor(context: SensorEvaluationContext, images: ImageStore):
 # -- when enough feature rows changed since feature_probe ran
 
 
-def changed_fraction(changes: Iterable[Mapping[str, object]], rows: int) -> float:
+def changed_fraction(changes: Iterable[Mapping[str, Any]], rows: int) -> float:
     """Rows added, changed or removed over the table's rows, from image_features'
     materializations (``images_computed``, ``images_removed``) since the probe last ran."""
     changed = sum(int(m.get("images_computed") or 0) + int(m.get("images_removed") or 0) for m in changes)
@@ -152,7 +153,7 @@ class EnoughRowsChanged(AutomationCondition):
     def requires_cursor(self) -> bool:
         return False
 
-    def evaluate(self, context: AutomationContext) -> AutomationResult:  # type: ignore[override]
+    def evaluate(self, context: AutomationContext) -> AutomationResult:
         instance = context.asset_graph_view.instance
         last = instance.fetch_materializations(context.key, limit=1).records
         after = last[0].storage_id if last else None
@@ -171,7 +172,8 @@ def probe_condition(cron: str, fraction: float | None) -> AutomationCondition:
     scheduled = AutomationCondition.on_cron(cron)
     if fraction is None:
         return scheduled
-    changed = (AutomationCondition.any_deps_updated() & EnoughRowsChanged(fraction)).since_last_handled()
+    enough = cast(AutomationCondition, AutomationCondition.any_deps_updated() & EnoughRowsChanged(fraction))
+    changed = enough.since_last_handled()
     return scheduled | (
         changed
         & ~AutomationCondition.any_deps_missing()
@@ -182,8 +184,14 @@ def probe_condition(cron: str, fraction: float | None) -> AutomationCondition:
 
 def conditions() -> dict[str, AutomationCondition]:
     """Each asset's condition (settings read here, when the definitions are built)."""
-    data = AutomationCondition.eager()
-    after_probe = AutomationCondition.eager().replace(
+    # eager() requests what *becomes* missing, never what was missing before its first tick: a fresh
+    # instance would wait forever for a feature model. Missing and not failed last time is requested
+    # (a failure waits for the next change upstream instead of retrying every tick).
+    missing = (AutomationCondition.missing() & ~AutomationCondition.execution_failed()).with_label(
+        "missing (last run did not fail)"
+    )
+    data = AutomationCondition.eager().replace("newly_missing", missing)
+    after_probe = data.replace(
         "any_deps_updated", AutomationCondition.any_deps_updated().allow(AssetSelection.assets(FEATURE_PROBE))
     )
     return {
