@@ -224,6 +224,64 @@ def max_concurrent_runs() -> int:
     return n
 
 
+# -- `make serve` and compose (docs/serve.md): read by cli/serve.py.
+
+
+def _port(name: str, default: int) -> int:
+    n = integer(name, default)
+    if not 0 < n < 65536:
+        raise SettingsError(f"{name}={n} is not a TCP port")
+    return n
+
+
+def serve_dir() -> str:
+    """FRUITS_SERVE_DIR (default .serve/): the served deployment's PostgreSQL folder, logs and pid files."""
+    return str(Path(_env("FRUITS_SERVE_DIR", ".serve")).expanduser().resolve())
+
+
+def postgres_dsn() -> str | None:
+    """FRUITS_POSTGRES_DSN: an existing PostgreSQL server for the served instance
+    (postgresql://USER:PASSWORD@HOST:PORT/DB); unset: a server of its own under FRUITS_SERVE_DIR."""
+    value = _env("FRUITS_POSTGRES_DSN")
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("FRUITS_POSTGRES_DSN is not a postgresql:// URL")  # never echo: it may hold a password
+    return value
+
+
+def postgres_port() -> int:
+    """FRUITS_POSTGRES_PORT (default 5433, beside a system server's 5432): the own server's port on 127.0.0.1."""
+    return _port("FRUITS_POSTGRES_PORT", 5433)
+
+
+def serve_host() -> str:
+    """FRUITS_SERVE_HOST (default 127.0.0.1): the address the webserver and code server listen on."""
+    return _env("FRUITS_SERVE_HOST", "127.0.0.1")
+
+
+def serve_port() -> int:
+    """FRUITS_SERVE_PORT (default 3000): the webserver's port."""
+    return _port("FRUITS_SERVE_PORT", 3000)
+
+
+def code_host() -> str:
+    """FRUITS_CODE_HOST (default 127.0.0.1): where the daemon and the webserver reach the code server."""
+    return _env("FRUITS_CODE_HOST", "127.0.0.1")
+
+
+def code_port() -> int:
+    """FRUITS_CODE_PORT (default 4000): the code server's gRPC port."""
+    return _port("FRUITS_CODE_PORT", 4000)
+
+
+def serve_environment(home: str) -> dict[str, str]:
+    """The environment of the served processes: this one, with DAGSTER_HOME=home and automation on
+    unless FRUITS_AUTOMATION says otherwise."""
+    # Absolute paths: the processes must agree whatever folder each one runs from.
+    env = dict(os.environ, DAGSTER_HOME=home, FRUITS_DATA_ROOT=data_root(), FRUITS_IMAGES_DIR=images_dir())
+    env["FRUITS_AUTOMATION"] = _env("FRUITS_AUTOMATION", "1")
+    return env
+
+
 def spark_master() -> str:
     """FRUITS_SPARK_MASTER (default local[*]): checked here so a typo is one line, not a Java trace."""
     value = _env("FRUITS_SPARK_MASTER", "local[*]")
@@ -301,7 +359,20 @@ def check_not_redirected(cwd: str | None = None) -> None:
         if given and in_use and from_file and in_use == from_file.strip() and not _same_path(given, in_use):
             raise SettingsError(
                 f"{name}={given} was given, but {folder}/.env replaced it with {in_use} (the dagster CLI loads "
-                f".env over the environment): remove {name} from that .env, or run `make` (which rewrites it)"
+                f".env over the environment): remove {name} from that .env"
+            )
+
+
+def check_dotenv_agrees(environment: dict[str, str], cwd: str | None = None) -> None:
+    """Refuse to start a Dagster process in a folder whose ``.env`` would replace the instance or
+    data root given in ``environment`` (the dagster CLIs, daemon and webserver load it over it)."""
+    folder = cwd or os.getcwd()
+    dotenv = _dotenv_values(folder)
+    for name in INSTANCE_SETTINGS:
+        if dotenv.get(name) and environment.get(name) and not _same_path(dotenv[name], environment[name]):
+            raise SettingsError(
+                f"{folder}/.env sets {name}={dotenv[name]}, which Dagster would load over {environment[name]}: "
+                f"remove {name} from that .env"
             )
 
 
