@@ -14,7 +14,7 @@ from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, Supersess
 
 from . import settings
 from .defs import feature_model, features, pca, probe, raw_images, report
-from .defs.automation import automation_sensor, conditions, image_store, new_images_sensor, refresh_job
+from .defs.automation import automation_sensor, conditions, image_store, images_sensor, refresh_job
 from .defs.console import console, use_as_default
 from .defs.deployments import emr_resources, local_resources
 from .defs.run_config import CONFIG_BY_OP
@@ -51,7 +51,7 @@ def build_definitions(deployment: str | None = None) -> Definitions:
         resources=resources,
         executor=executor,
         jobs=[refresh_job],
-        sensors=[new_images_sensor, automation_sensor()],
+        sensors=[images_sensor(), automation_sensor()],
         loggers={"console": console},
         # Shown on the code location's page of the UI: which instance and outputs this code uses.
         metadata={"instance": where},

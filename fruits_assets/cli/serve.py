@@ -57,15 +57,21 @@ def dagster_argv(service: str, dagster_home: Path) -> list[str]:
     if service == "daemon":
         return [exe("dagster-daemon"), "run", "-w", workspace]
     if service == "webserver":
-        return [exe("dagster-webserver"), "-w", workspace, "-h", settings.serve_host(), "-p", str(settings.serve_port())]
+        return [
+            exe("dagster-webserver"),
+            "-w",
+            workspace,
+            "-h",
+            settings.serve_host(),
+            "-p",
+            str(settings.serve_port()),
+        ]
     raise settings.SettingsError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
 
 
 def write_instance() -> Path:
     dsn = settings.postgres_dsn() or _local_postgres().dsn()
-    return init_served_home(
-        home(), dsn, settings.max_concurrent_runs(), settings.code_host(), settings.code_port()
-    )
+    return init_served_home(home(), dsn, settings.max_concurrent_runs(), settings.code_host(), settings.code_port())
 
 
 def cmd_run(service: str) -> int:
@@ -73,7 +79,10 @@ def cmd_run(service: str) -> int:
     argv = dagster_argv(service, dagster_home)
     env = settings.serve_environment(str(dagster_home))
     settings.check_dotenv_agrees(env)
-    print(f"{service}: {' '.join(argv)} (DAGSTER_HOME={dagster_home}; FRUITS_DATA_ROOT={env['FRUITS_DATA_ROOT']})", flush=True)
+    print(
+        f"{service}: {' '.join(argv)} (DAGSTER_HOME={dagster_home}; FRUITS_DATA_ROOT={env['FRUITS_DATA_ROOT']})",
+        flush=True,
+    )
     os.execve(argv[0], argv, env)
     return 1  # not reached
 
@@ -188,7 +197,9 @@ def cmd_status() -> int:
     for service in SERVICES:
         pid = started_pid(service)
         print(f"{service:<10} {'running, pid ' + str(pid) if pid else 'stopped'}")
-    print(settings.instance_description().replace("DAGSTER_HOME=unset (a temporary instance)", f"DAGSTER_HOME={home()}"))
+    print(
+        settings.instance_description().replace("DAGSTER_HOME=unset (a temporary instance)", f"DAGSTER_HOME={home()}")
+    )
     return 0
 
 
@@ -205,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            return cmd_start(args.timeout)
+            try:
+                return cmd_start(args.timeout)
+            except (settings.SettingsError, ValueError, RuntimeError):
+                cmd_stop(30)  # nothing left half-started: every part stopped, as `make serve-stop` does
+                raise
         if args.command == "stop":
             return cmd_stop(args.timeout)
         if args.command == "status":

@@ -37,6 +37,7 @@ from dagster import (
     DataVersion,
     DefaultSensorStatus,
     ObserveResult,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -93,13 +94,7 @@ with warnings.catch_warnings():
     )(_observe)
 
 
-@sensor(
-    minimum_interval_seconds=settings.sensor_interval_s(),
-    default_status=_status(),
-    description="Lists the image store and records an observation of image_store when images were added, "
-    "changed or removed; the automation conditions then request the runs (listing only, no image read)",
-)
-def new_images_sensor(context: SensorEvaluationContext, images: ImageStore):
+def observe_images(context: SensorEvaluationContext, images: ImageStore):
     try:
         listing = images.scan()
     except (FileNotFoundError, NotADirectoryError) as exc:
@@ -121,6 +116,17 @@ def new_images_sensor(context: SensorEvaluationContext, images: ImageStore):
             )
         ]
     )
+
+
+def images_sensor() -> SensorDefinition:
+    """``new_images_sensor``, with the settings of the moment (interval, running or stopped)."""
+    return sensor(
+        name="new_images_sensor",
+        minimum_interval_seconds=settings.sensor_interval_s(),
+        default_status=_status(),
+        description="Lists the image store and records an observation of image_store when images were added, "
+        "changed or removed; the automation conditions then request the runs (listing only, no image read)",
+    )(observe_images)
 
 
 # -- when enough feature rows changed since feature_probe ran
@@ -214,5 +220,8 @@ def automation_sensor() -> AutomationConditionSensorDefinition:
         minimum_interval_seconds=settings.automation_interval_s(),
         # The row-count condition is Python reading the instance: evaluated in the code server.
         use_user_code_server=True,
+        # Every asset has its own condition; this one is for the asset checks, which would otherwise
+        # never be selected in an automation run: each check runs with its asset.
+        default_condition=AutomationCondition.eager(),
         description="Evaluates the assets' automation conditions (docs/serve.md, 'Automation')",
     )

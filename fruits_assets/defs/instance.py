@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from pathlib import Path
 
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
@@ -102,6 +103,8 @@ def init_served_home(home: str | os.PathLike, dsn: str, max_runs: int, code_host
     ``home``; refuses a home holding another instance (e.g. `make demo`'s SQLite one). Returns the home."""
     root = Path(home).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
+    # dagster-postgres ships psycopg2; SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3.
+    dsn = re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", dsn)
     path = root / "dagster.yaml"
     if path.exists() and path.read_text().strip() and not path.read_text().startswith(SERVED_MARK):
         raise ValueError(
@@ -112,7 +115,5 @@ def init_served_home(home: str | os.PathLike, dsn: str, max_runs: int, code_host
     with os.fdopen(fd, "w") as fh:
         os.fchmod(fh.fileno(), 0o600)
         fh.write(SERVED_INSTANCE_YAML.format(mark=SERVED_MARK, dsn=json.dumps(dsn), max_runs=max_runs, poll_s=10))
-    (root / "workspace.yaml").write_text(
-        SERVED_WORKSPACE_YAML.format(mark=SERVED_MARK, host=code_host, port=code_port)
-    )
+    (root / "workspace.yaml").write_text(SERVED_WORKSPACE_YAML.format(mark=SERVED_MARK, host=code_host, port=code_port))
     return root

@@ -12,6 +12,7 @@ from dagster import (
     asset,
 )
 
+from .. import settings
 from ..errors import expected_error
 from ..images.inventory import listing_digest
 from ..names import GROUP, IMAGE_STORE, RAW_IMAGES
@@ -88,11 +89,17 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
         )
     unparsed = inventory[inventory["label"].isna()]
     context.log.info("%d images, %d classes under %s", len(inventory), inventory["label"].nunique(), images.uri)
+    # Which instance records this run and which data root its outputs go to: said in every run.
+    where = (
+        settings.instance_description() if settings.deployment() == "local" else f"deployment {settings.deployment()}"
+    )
+    context.log.info(where)
     return MaterializeResult(
         value=inventory,
         metadata={
             "dagster/row_count": len(inventory),
             "images_root": MetadataValue.path(images.uri),
+            "instance": where,
             "classes": int(inventory["label"].nunique()),
             "total_mb": round(int(inventory["bytes"].sum()) / 1e6, 2),
             "per_split": {str(k): int(v) for k, v in inventory["split"].value_counts(dropna=False).items()},

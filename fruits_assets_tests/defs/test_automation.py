@@ -112,3 +112,15 @@ def test_the_probe_retrains_on_its_cron_tick_when_its_inputs_changed(monkeypatch
 def test_changed_fraction():
     assert changed_fraction([{"images_computed": 3, "images_removed": 2}, {"images_computed": 5}], 100) == 0.1
     assert changed_fraction([], 0) == 0.0
+
+
+def test_automation_is_off_unless_asked(monkeypatch):
+    """Off under `make demo`/`make ui` (FRUITS_AUTOMATION unset), on under `make serve` (=1)."""
+    from dagster import DefaultSensorStatus
+
+    from fruits_assets.defs.automation import automation_sensor, images_sensor
+
+    monkeypatch.delenv("FRUITS_AUTOMATION", raising=False)
+    assert images_sensor().default_status == automation_sensor().default_status == DefaultSensorStatus.STOPPED
+    monkeypatch.setenv("FRUITS_AUTOMATION", "1")
+    assert images_sensor().default_status == automation_sensor().default_status == DefaultSensorStatus.RUNNING

@@ -24,7 +24,7 @@ from PIL import Image
 from fruits_assets import names
 from fruits_assets.definitions import build_definitions
 from fruits_assets.defs import features
-from fruits_assets.defs.automation import new_images_sensor
+from fruits_assets.defs.automation import images_sensor
 from fruits_assets.defs.deployments import local_resources, local_spark_config
 from fruits_assets.defs.resources import ImageStore
 from fruits_assets.images import sample_data
@@ -209,7 +209,7 @@ def test_projection_follows_features_materialized_alone(world):
 
 def tick(images: ImageStore, cursor, instance):
     context = build_sensor_context(cursor=cursor, instance=instance, resources={"images": images})
-    result = new_images_sensor(context)
+    result = images_sensor()(context)
     return result, context.cursor
 
 
