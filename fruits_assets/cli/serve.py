@@ -95,10 +95,13 @@ def _pid_file(service: str) -> Path:
 
 
 def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), or None once it is gone; a zombie (killed,
+    not yet reaped by whoever inherited it) counts as gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 def started_pid(service: str) -> int | None:

@@ -203,7 +203,8 @@ def test_served_stack_automation_queue_and_a_killed_daemon(stack):
         [
             sys.executable,
             "-c",
-            "from fruits_assets.storage.catalog import consistent, load; print(consistent(), len(load('image_pca')))",
+            "import json; from fruits_assets.storage.catalog import consistent, load; "
+            "print(json.dumps([consistent(), len(load('image_pca'))]))",
         ],
         cwd=RUN_DIR,
         env=stack.env,
@@ -211,4 +212,6 @@ def test_served_stack_automation_queue_and_a_killed_daemon(stack):
         text=True,
         timeout=120,
     )
-    assert check.returncode == 0 and check.stdout.strip().endswith(f" {N_IMAGES}"), check.stdout + check.stderr
+    assert check.returncode == 0, check.stdout + check.stderr
+    versions, rows = json.loads(check.stdout.strip().splitlines()[-1])
+    assert versions == {"image_features": 0, "pca_model": 0, "image_pca": 0} and rows == N_IMAGES, check.stdout
