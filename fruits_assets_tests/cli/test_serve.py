@@ -161,11 +161,9 @@ def test_served_stack_automation_queue_and_a_killed_daemon(stack):
     # request their downstream assets: the test then knows every run there is.
     state = stack.sensor_state("automation_sensor")
     assert state["status"] == "RUNNING", state
-    stopped = stack.graphql(
-        "mutation($o: String!, $s: String!) { stopSensor(jobOriginId: $o, jobSelectorId: $s) { __typename } }",
-        {"o": state["id"], "s": state["selectorId"]},
-    )
+    stopped = stack.graphql("mutation($id: String) { stopSensor(id: $id) { __typename } }", {"id": state["id"]})
     assert stopped["stopSensor"]["__typename"] == "StopSensorMutationResult", stopped
+    assert stack.sensor_state("automation_sensor")["status"] == "STOPPED"
 
     # Two runs requested together while it runs: both wait in the queue.
     queued = [stack.launch("raw_images"), stack.launch("raw_images")]
