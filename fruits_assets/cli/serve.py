@@ -94,7 +94,7 @@ def _pid_file(service: str) -> Path:
     return Path(settings.serve_dir()) / "pids" / f"{service}.pid"
 
 
-def _start_time(pid: int) -> str | None:
+def process_start_time(pid: int) -> str | None:
     """The process's start time (clock ticks since boot), or None once it is gone; a zombie (killed,
     not yet reaped by whoever inherited it) counts as gone."""
     try:
@@ -112,7 +112,7 @@ def started_pid(service: str) -> int | None:
     except (OSError, ValueError):
         return None
     pid = int(pid_text)
-    return pid if _start_time(pid) == started else None
+    return pid if process_start_time(pid) == started else None
 
 
 def _wait_for(what: str, ready, proc: subprocess.Popen | None, log: Path, timeout_s: float) -> None:
@@ -170,7 +170,7 @@ def cmd_start(timeout_s: float) -> int:
             proc = subprocess.Popen(
                 service_argv(service), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        _pid_file(service).write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
+        _pid_file(service).write_text(f"{proc.pid} {process_start_time(proc.pid)}\n")
         _wait_for(service, checks[service], proc, log, timeout_s)
         print(f"{service:<10} pid {proc.pid}, log {log}")
     print(f"ready: http://{host}:{settings.serve_port()} ({settings.instance_description()}); stop: make serve-stop")
@@ -185,9 +185,9 @@ def cmd_stop(timeout_s: float) -> int:
             continue
         os.killpg(pid, signal.SIGTERM)
         deadline = time.time() + timeout_s
-        while _start_time(pid) is not None and time.time() < deadline:
+        while process_start_time(pid) is not None and time.time() < deadline:
             time.sleep(0.2)
-        if _start_time(pid) is not None:
+        if process_start_time(pid) is not None:
             os.killpg(pid, signal.SIGKILL)
         _pid_file(service).unlink(missing_ok=True)
         print(f"{service:<10} stopped (pid {pid})")
