@@ -129,16 +129,16 @@ def stack(seeded_weights):
         assert started.returncode == 0, started.stdout + started.stderr
         yield stack
     finally:
-        pids = [
-            stack.pid(s) for s in ("code", "daemon", "webserver") if (root / "serve" / "pids" / f"{s}.pid").exists()
-        ]
+        recorded = [s for s in ("code", "daemon", "webserver") if (root / "serve" / "pids" / f"{s}.pid").exists()]
+        pids = [stack.pid(s) for s in recorded]
         stopped = serve(env, "stop")
-        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
-        # Gone, or a zombie waiting for its new parent to reap it (stopped all the same).
-        assert not [pid for pid in pids if process_start_time(pid)], "a served process survived stop"
         postmaster = root / "serve" / "postgres" / "data" / "postmaster.pid"
-        assert not postmaster.exists(), "PostgreSQL still running after stop"
+        survivors = [pid for pid in pids if process_start_time(pid)]  # a zombie awaiting its reaper is stopped
+        still_up = postmaster.exists()
         shutil.rmtree(root, ignore_errors=True)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert not survivors, f"served processes survived stop: {survivors}"
+        assert not still_up, "PostgreSQL still running after stop"
 
 
 def test_served_stack_automation_queue_and_a_killed_daemon(stack):
