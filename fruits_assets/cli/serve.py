@@ -15,6 +15,7 @@ the Dagster process (exec), so signals reach it directly.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -72,6 +73,12 @@ def dagster_argv(service: str, dagster_home: Path) -> list[str]:
 def write_instance() -> Path:
     dsn = settings.postgres_dsn() or _local_postgres().dsn()
     return init_served_home(home(), dsn, settings.max_concurrent_runs(), settings.code_host(), settings.code_port())
+
+
+def cmd_commands() -> int:
+    """The command `run` execs for each service, as JSON (the tests compare the running processes)."""
+    print(json.dumps({service: dagster_argv(service, home()) for service in SERVICES}))
+    return 0
 
 
 def cmd_run(service: str) -> int:
@@ -216,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status")
     run = sub.add_parser("run", help="one service in the foreground (what each Compose service runs)")
     run.add_argument("service", choices=SERVICES)
+    sub.add_parser("commands", help="the Dagster command of each service, as JSON")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
@@ -228,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stop(args.timeout)
         if args.command == "status":
             return cmd_status()
+        if args.command == "commands":
+            return cmd_commands()
         return cmd_run(args.service)
     except (settings.SettingsError, ValueError, RuntimeError) as exc:
         print(f"fruits-assets serve: error: {exc}", file=sys.stderr)

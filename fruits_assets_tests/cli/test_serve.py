@@ -153,6 +153,15 @@ def test_served_stack_automation_queue_and_a_killed_daemon(stack):
     )["workspaceOrError"]["locationEntries"]
     assert [entry["name"] for entry in location] == ["fruits_assets"], location
 
+    # Each service runs the command `serve run SERVICE` execs: what each Compose service runs.
+    listed = serve(stack.env, "commands", timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    commands = json.loads(listed.stdout.splitlines()[-1])
+    for service in ("code", "daemon", "webserver"):
+        # The Dagster executables are scripts: the kernel runs their interpreter, then the script's argv.
+        cmdline = Path(f"/proc/{stack.pid(service)}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+        assert cmdline[1:] == commands[service], (service, cmdline)
+
     # The sensor observes the images; automation launches one run of the data assets.
     first = stack.wait("an automation run", lambda: [r for r in stack.runs() if r["status"] == "STARTED"])[0]
     tags = {t["key"]: t["value"] for t in first["tags"]}
