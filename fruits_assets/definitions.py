@@ -53,7 +53,8 @@ def build_definitions(deployment: str | None = None) -> Definitions:
         jobs=[refresh_job],
         sensors=[images_sensor(), automation_sensor()],
         loggers={"console": console},
-        # Shown on the code location's page of the UI: which instance and outputs this code uses.
+        # Which instance and outputs this code uses, for tools reading the definitions; the UI shows the
+        # same line in every run's log and on raw_images' materializations.
         metadata={"instance": where},
     )
 
