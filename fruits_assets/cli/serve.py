@@ -214,7 +214,7 @@ def cmd_status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fruits-assets serve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m fruits_assets.cli.serve", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="PostgreSQL, code server, daemon and webserver, each a process")
     start.add_argument("--timeout", type=float, default=300, help="seconds each part may take to be ready")

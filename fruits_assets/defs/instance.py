@@ -76,7 +76,9 @@ run_coordinator:
   class: QueuedRunCoordinator
   config:
     max_concurrent_runs: {max_runs}
-# A run whose process never started or vanished ends FAILURE instead of staying STARTING/STARTED.
+# A run whose launch was cut short (its process never started) ends FAILURE instead of staying
+# STARTING; a cancellation that hangs ends too. A STARTED run's process belongs to the code server
+# (Dagster's default launcher, no health check), so a daemon's death does not touch it.
 run_monitoring:
   enabled: true
   start_timeout_seconds: 300
