@@ -56,7 +56,13 @@ class LocalPostgres:
         )
 
     def password(self) -> str:
-        return self.password_file.read_text().strip()
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            raise SettingsError(
+                f"no PostgreSQL password at {self.password_file}: `make serve` initialises the server "
+                "(or set FRUITS_POSTGRES_DSN to an existing one)"
+            ) from None
 
     def dsn(self) -> str:
         return f"postgresql://{USER}:{self.password()}@127.0.0.1:{self.port}/{DATABASE}"

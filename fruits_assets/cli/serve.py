@@ -207,9 +207,7 @@ def cmd_status() -> int:
     for service in SERVICES:
         pid = started_pid(service)
         print(f"{service:<10} {'running, pid ' + str(pid) if pid else 'stopped'}")
-    print(
-        settings.instance_description().replace("DAGSTER_HOME=unset (a temporary instance)", f"DAGSTER_HOME={home()}")
-    )
+    print(f"instance DAGSTER_HOME={home()}; data root FRUITS_DATA_ROOT={settings.data_root()}")
     return 0
 
 
