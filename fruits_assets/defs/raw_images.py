@@ -89,11 +89,10 @@ def raw_images(context: AssetExecutionContext, images: ImageStore):
         )
     unparsed = inventory[inventory["label"].isna()]
     context.log.info("%d images, %d classes under %s", len(inventory), inventory["label"].nunique(), images.uri)
-    # Which instance records this run and which data root its outputs go to: said in every run.
+    # Which instance records this run and which data root its outputs go to, on the asset's page.
     where = (
         settings.instance_description() if settings.deployment() == "local" else f"deployment {settings.deployment()}"
     )
-    context.log.info(where)
     return MaterializeResult(
         value=inventory,
         metadata={
