@@ -15,6 +15,7 @@ the Dagster process (exec), so signals reach it directly.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -148,6 +149,19 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _daemon_beating(dagster_home: Path, since: float) -> bool:
+    """A daemon heartbeat newer than ``since`` in the instance (an earlier daemon's are older)."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._utils.env import environ
+
+    with (
+        environ({"DAGSTER_HOME": str(dagster_home)}),
+        DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as i,
+    ):
+        return any(beat.timestamp >= since for beat in i.get_daemon_heartbeats().values())
+
+
 def cmd_start(timeout_s: float) -> int:
     serve_dir = Path(settings.serve_dir())
     (serve_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -163,22 +177,23 @@ def cmd_start(timeout_s: float) -> int:
     settings.check_dotenv_agrees(env)
     host = "127.0.0.1" if settings.serve_host() in ("0.0.0.0", "::") else settings.serve_host()
     checks = {
-        "code": lambda: _port_open(host, settings.code_port()),
-        "daemon": lambda: True,
-        "webserver": lambda: _http_ok(f"http://{host}:{settings.serve_port()}/server_info"),
+        "code": lambda since: _port_open(host, settings.code_port()),
+        "daemon": lambda since: _daemon_beating(dagster_home, since),
+        "webserver": lambda since: _http_ok(f"http://{host}:{settings.serve_port()}/server_info"),
     }
     for service in SERVICES:
         log = serve_dir / "logs" / f"{service}.log"
         if started_pid(service):
             print(f"{service:<10} already running (pid {started_pid(service)})")
             continue
+        spawned = time.time()
         with open(log, "ab") as out:
             # A session of its own: `stop` signals the service and the processes it started (run workers).
             proc = subprocess.Popen(
                 service_argv(service), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         _pid_file(service).write_text(f"{proc.pid} {process_start_time(proc.pid)}\n")
-        _wait_for(service, checks[service], proc, log, timeout_s)
+        _wait_for(service, functools.partial(checks[service], spawned), proc, log, timeout_s)
         print(f"{service:<10} pid {proc.pid}, log {log}")
     print(f"ready: http://{host}:{settings.serve_port()} ({settings.instance_description()}); stop: make serve-stop")
     return 0
