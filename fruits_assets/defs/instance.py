@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
@@ -113,9 +114,19 @@ def init_served_home(home: str | os.PathLike, dsn: str, max_runs: int, code_host
             f"DAGSTER_HOME={root} holds another instance's dagster.yaml (make demo's SQLite one?): "
             "serve needs a home of its own (SERVE_HOME, default .serve/)"
         )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(SERVED_INSTANCE_YAML.format(mark=SERVED_MARK, dsn=json.dumps(dsn), max_runs=max_runs, poll_s=10))
-    (root / "workspace.yaml").write_text(SERVED_WORKSPACE_YAML.format(mark=SERVED_MARK, host=code_host, port=code_port))
+    text = SERVED_INSTANCE_YAML.format(mark=SERVED_MARK, dsn=json.dumps(dsn), max_runs=max_runs, poll_s=10)
+    _replace(path, text, 0o600)
+    _replace(root / "workspace.yaml", SERVED_WORKSPACE_YAML.format(mark=SERVED_MARK, host=code_host, port=code_port))
     return root
+
+
+def _replace(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` in one step (a temporary file renamed over it): the services of
+    Compose share this folder and each writes it at start, while the others may be reading it."""
+    if path.exists() and path.read_text() == text:
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -54,7 +54,8 @@ def test_compose_runs_what_make_serve_runs(tmp_path):
         assert service["environment"]["FRUITS_CODE_HOST"] == "code"
         assert service["environment"]["FRUITS_AUTOMATION"] == "1"
         volumes = {v["target"] if isinstance(v, dict) else v.split(":")[1]: v for v in service["volumes"]}
-        assert set(volumes) == {"/data", "/images"}, volumes  # the data root and the watched images
+        # The data root, the watched images (read-only) and the instance's folder, shared by the three.
+        assert set(volumes) == {"/data", "/images", "/opt/dagster/home"}, volumes
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
     assert "ports" not in services["postgres"] and "ports" not in services["code"]
     (published,) = services["webserver"]["ports"]
