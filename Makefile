@@ -22,7 +22,8 @@ DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
 # Dagster's CLIs, daemon and webserver load ./.env *over* the environment: a DAGSTER_HOME or
 # FRUITS_DATA_ROOT there silently replaced the one given on the command line (issue 22). Earlier
-# versions of this Makefile wrote DAGSTER_HOME there; that line is removed, nothing else is touched.
+# versions of this Makefile wrote DAGSTER_HOME there: a DAGSTER_HOME line is removed, other lines are
+# kept (a FRUITS_DATA_ROOT there that would redirect a run is refused by the run itself).
 no-instance-dotenv:
 	@if [ -f .env ] && grep -q '^DAGSTER_HOME=' .env; then sed -i '/^DAGSTER_HOME=/d' .env; \
 	  echo "removed DAGSTER_HOME from .env (it overrode the environment)"; [ -s .env ] || rm -f .env; fi
