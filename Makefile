@@ -3,6 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# make serve's instance (PostgreSQL): DAGSTER_HOME when given explicitly, else a home of its own
+# under SERVE_HOME (make demo's SQLite home cannot hold it). Decided before the default below.
+SERVE_HOME ?= $(CURDIR)/.serve
+SERVE_DAGSTER_HOME := $(if $(filter environment command,$(firstword $(origin DAGSTER_HOME))),$(DAGSTER_HOME),$(SERVE_HOME)/dagster_home)
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export FRUITS_DATA_ROOT ?= $(CURDIR)/data
 # `dagster asset materialize` is "superseded" by dg in 1.13 and says so on every call: we use it
@@ -13,12 +17,16 @@ SAMPLE_IMAGES ?= 200
 DEMO_LOG_LEVEL ?= INFO
 DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
-.PHONY: install java blas chromium demo test test-fast ui notebook bench clean lint emr-requirements
+.PHONY: install java blas chromium postgresql compose-cli demo test test-fast ui notebook bench clean lint \
+	emr-requirements serve serve-stop serve-status no-instance-dotenv
 
-# The instance `make demo` and `make ui` use, for the dagster/dg CLIs run by hand from this folder
-# too (both load .env from the working directory). Not committed: it holds an absolute path.
-.env:
-	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > $@
+# Dagster's CLIs, daemon and webserver load ./.env *over* the environment: a DAGSTER_HOME or
+# FRUITS_DATA_ROOT there silently replaced the one given on the command line (issue 22). Earlier
+# versions of this Makefile wrote DAGSTER_HOME there: a DAGSTER_HOME line is removed, other lines are
+# kept (a FRUITS_DATA_ROOT there that would redirect a run is refused by the run itself).
+no-instance-dotenv:
+	@if [ -f .env ] && grep -q '^DAGSTER_HOME=' .env; then sed -i '/^DAGSTER_HOME=/d' .env; \
+	  echo "removed DAGSTER_HOME from .env (it overrode the environment)"; [ -s .env ] || rm -f .env; fi
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +42,7 @@ java:
 	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
 	  echo "error: Java >= 17 is required by Spark (found: $${v:-none}); install e.g. openjdk-17-jre-headless" >&2; exit 1; fi
 
-demo: java blas install .env
+demo: java blas install no-instance-dotenv
 	@$(BIN)/fruits-assets home init >/dev/null
 	@if [ -z "$(FRUITS_IMAGES_DIR)" ] && [ ! -d "$(DEMO_IMAGES_DIR)" ]; then \
 	  $(BIN)/python -m fruits_assets.images.sample_data "$(DEMO_IMAGES_DIR)" --images $(SAMPLE_IMAGES); fi
@@ -55,7 +63,17 @@ chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium >/dev/null; }
 
-test: java blas install chromium
+# `make serve`'s instance storage: Debian's PostgreSQL server binaries (a cluster of the project's own).
+postgresql:
+	@command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql >/dev/null; }
+
+# The compose test parses compose.yaml with `docker compose config` or Debian's docker-compose (no daemon needed).
+compose-cli:
+	@docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q docker-compose >/dev/null; }
+
+test: java blas install chromium postgresql compose-cli
 	$(BIN)/python -m pytest
 
 # Pure logic only (no JVM, Spark, TensorFlow model, server or subprocess): under a minute.
@@ -68,7 +86,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-ui: java blas install .env
+ui: java blas install no-instance-dotenv
 	@$(BIN)/fruits-assets home init >/dev/null
 	$(BIN)/dagster dev -w workspace.yaml
 
@@ -114,6 +132,19 @@ emr-requirements:
 	    hash=$$($(LOCK_VENV)/bin/pip hash $$whl | tail -1 | cut -d= -f2-); \
 	    case $$name in pip) out=requirements-pip.txt;; *) out=requirements-emr.txt;; esac; \
 	    printf '%s==%s \\\n    --hash=%s\n' $$name $$version $$hash >> $(EMR_DIR)/$$out; done
+
+# The production topology on this machine (docs/serve.md): PostgreSQL on 127.0.0.1, then code
+# server, daemon and webserver, each a process with its log under $(SERVE_HOME)/logs; automation on.
+SERVE_ENV = DAGSTER_HOME="$(SERVE_DAGSTER_HOME)" FRUITS_SERVE_DIR="$(SERVE_HOME)"
+serve: java blas postgresql install no-instance-dotenv
+	@$(SERVE_ENV) $(BIN)/python -m fruits_assets.cli.serve start
+
+# Stops exactly what `make serve` started (pid files under $(SERVE_HOME)/pids), then its PostgreSQL.
+serve-stop:
+	@$(SERVE_ENV) $(BIN)/python -m fruits_assets.cli.serve stop
+
+serve-status:
+	@$(SERVE_ENV) $(BIN)/python -m fruits_assets.cli.serve status
 
 bench: java blas install
 	$(BIN)/python benchmarks/featurize.py --images 4000

@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
-from dagster import Definitions, in_process_executor, load_assets_from_modules
+from dagster import AssetsDefinition, Definitions, in_process_executor, load_assets_from_modules
 from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
 
 from . import settings
 from .defs import feature_model, features, pca, probe, raw_images, report
-from .defs.automation import new_images_sensor, refresh_job
+from .defs.automation import automation_sensor, conditions, image_store, images_sensor, refresh_job
 from .defs.console import console, use_as_default
 from .defs.deployments import emr_resources, local_resources
 from .defs.run_config import CONFIG_BY_OP
@@ -31,18 +32,30 @@ use_as_default()
 
 def build_definitions(deployment: str | None = None) -> Definitions:
     deployment = deployment or settings.deployment()
+    settings.check_not_redirected()
     if deployment == "emr":
         resources, executor = emr_resources(), None
     else:
         # One process, one JVM for the whole run: Spark start-up is paid once, not per step.
         resources, executor = local_resources(), in_process_executor
+    by_asset = conditions()
+    assets = [
+        cast(AssetsDefinition, stage).map_asset_specs(
+            lambda spec: spec.replace_attributes(automation_condition=by_asset[spec.key.to_user_string()])
+        )
+        for stage in load_assets_from_modules(list(STAGES))
+    ]
+    where = settings.instance_description() if deployment == "local" else f"deployment {deployment}"
     return Definitions(
-        assets=load_assets_from_modules(list(STAGES)),
+        assets=[image_store, *assets],
         resources=resources,
         executor=executor,
         jobs=[refresh_job],
-        sensors=[new_images_sensor],
+        sensors=[images_sensor(), automation_sensor()],
         loggers={"console": console},
+        # Which instance and outputs this code uses, for tools reading the definitions; the UI shows the
+        # same line in every run's log and on raw_images' materializations.
+        metadata={"instance": where},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+IMAGE_STORE = "image_store"  # the observable source: the image folder or S3 prefix itself
 RAW_IMAGES = "raw_images"
 FEATURE_MODEL = "feature_model"
 IMAGE_FEATURES = "image_features"

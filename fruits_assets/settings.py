@@ -171,6 +171,117 @@ def sensor_interval_s() -> int:
     return int(raw)
 
 
+def automation() -> bool:
+    """FRUITS_AUTOMATION=1 starts the image-store sensor and the automation conditions' sensor by
+    default (``make serve`` sets it); default 0: both stopped (``make demo``, ``make ui``). A
+    switch flipped in the UI is kept by the instance and wins over this default."""
+    return flag("FRUITS_AUTOMATION")
+
+
+def automation_interval_s() -> int:
+    """FRUITS_AUTOMATION_INTERVAL_S (default 30): seconds between two evaluations of the assets'
+    automation conditions (a read of the instance, no image read)."""
+    n = integer("FRUITS_AUTOMATION_INTERVAL_S", 30)
+    if n < 5:
+        raise SettingsError(f"FRUITS_AUTOMATION_INTERVAL_S={n} must be >= 5 (seconds)")
+    return n
+
+
+_CRON = re.compile(r"^([0-9A-Za-z*/,?-]+\s+){4}[0-9A-Za-z*/,?-]+$")
+
+
+def probe_cron() -> str:
+    """FRUITS_PROBE_CRON (default ``0 3 * * *``, daily at 03:00 UTC): when feature_probe is retrained
+    under automation if its inputs changed since the previous tick of this schedule."""
+    value = _env("FRUITS_PROBE_CRON", "0 3 * * *")
+    if not _CRON.match(value):
+        raise SettingsError(f"FRUITS_PROBE_CRON={value!r} is not a 5-field cron schedule (e.g. '0 3 * * *')")
+    return value
+
+
+def probe_min_changed() -> float | None:
+    """FRUITS_PROBE_MIN_CHANGED (default 0.05): under automation, feature_probe is also retrained
+    once this fraction of image_features' rows was added, changed or removed since it last ran;
+    ``off``: on its schedule only."""
+    raw = _env("FRUITS_PROBE_MIN_CHANGED", "0.05").lower()
+    if raw == "off":
+        return None
+    try:
+        fraction = float(raw)
+    except ValueError:
+        fraction = -1.0
+    if not 0 < fraction <= 1:
+        raise SettingsError(f"FRUITS_PROBE_MIN_CHANGED={raw!r} must be a fraction in (0, 1] or off")
+    return fraction
+
+
+def max_concurrent_runs() -> int:
+    """FRUITS_MAX_CONCURRENT_RUNS (default 1): runs the served instance's queue lets run at once;
+    each local run is a Spark JVM using every core, so one at a time per machine."""
+    n = integer("FRUITS_MAX_CONCURRENT_RUNS", 1)
+    if n < 1:
+        raise SettingsError(f"FRUITS_MAX_CONCURRENT_RUNS={n} must be >= 1")
+    return n
+
+
+# -- `make serve` and compose (docs/serve.md): read by cli/serve.py.
+
+
+def _port(name: str, default: int) -> int:
+    n = integer(name, default)
+    if not 0 < n < 65536:
+        raise SettingsError(f"{name}={n} is not a TCP port")
+    return n
+
+
+def serve_dir() -> str:
+    """FRUITS_SERVE_DIR (default .serve/): the served deployment's PostgreSQL folder, logs and pid files."""
+    return str(Path(_env("FRUITS_SERVE_DIR", ".serve")).expanduser().resolve())
+
+
+def postgres_dsn() -> str | None:
+    """FRUITS_POSTGRES_DSN: an existing PostgreSQL server for the served instance
+    (postgresql://USER:PASSWORD@HOST:PORT/DB); unset: a server of its own under FRUITS_SERVE_DIR."""
+    value = _env("FRUITS_POSTGRES_DSN")
+    if value is not None and not value.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("FRUITS_POSTGRES_DSN is not a postgresql:// URL")  # never echo: it may hold a password
+    return value
+
+
+def postgres_port() -> int:
+    """FRUITS_POSTGRES_PORT (default 5433, beside a system server's 5432): the own server's port on 127.0.0.1."""
+    return _port("FRUITS_POSTGRES_PORT", 5433)
+
+
+def serve_host() -> str:
+    """FRUITS_SERVE_HOST (default 127.0.0.1): the address the webserver and code server listen on."""
+    return _env("FRUITS_SERVE_HOST", "127.0.0.1")
+
+
+def serve_port() -> int:
+    """FRUITS_SERVE_PORT (default 3000): the webserver's port."""
+    return _port("FRUITS_SERVE_PORT", 3000)
+
+
+def code_host() -> str:
+    """FRUITS_CODE_HOST (default 127.0.0.1): where the daemon and the webserver reach the code server."""
+    return _env("FRUITS_CODE_HOST", "127.0.0.1")
+
+
+def code_port() -> int:
+    """FRUITS_CODE_PORT (default 4000): the code server's gRPC port."""
+    return _port("FRUITS_CODE_PORT", 4000)
+
+
+def serve_environment(home: str) -> dict[str, str]:
+    """The environment of the served processes: this one, with DAGSTER_HOME=home and automation on
+    unless FRUITS_AUTOMATION says otherwise."""
+    # Absolute paths: the processes must agree whatever folder each one runs from.
+    env = dict(os.environ, DAGSTER_HOME=home, FRUITS_DATA_ROOT=data_root(), FRUITS_IMAGES_DIR=images_dir())
+    env["FRUITS_AUTOMATION"] = _env("FRUITS_AUTOMATION", "1")
+    return env
+
+
 def spark_master() -> str:
     """FRUITS_SPARK_MASTER (default local[*]): checked here so a typo is one line, not a Java trace."""
     value = _env("FRUITS_SPARK_MASTER", "local[*]")
@@ -205,6 +316,70 @@ def keras_home() -> str:
 def dagster_home() -> str | None:
     """DAGSTER_HOME: the Dagster instance's folder (None when unset)."""
     return _env("DAGSTER_HOME")
+
+
+INSTANCE_SETTINGS = ("DAGSTER_HOME", "FRUITS_DATA_ROOT")
+
+
+def _launch_environment() -> dict[str, str]:
+    """The environment this process was started with (Linux: /proc/self/environ), as it was before
+    any library changed ``os.environ``; empty where /proc is not available."""
+    try:
+        raw = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _dotenv_values(folder: str) -> dict[str, str]:
+    path = Path(folder) / ".env"
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _same_path(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def check_not_redirected(cwd: str | None = None) -> None:
+    """Refuse an instance or data root that a ``.env`` file put in place of the one given at launch.
+
+    The dagster CLI overlays the working directory's ``.env`` on the environment, so
+    ``DAGSTER_HOME=/elsewhere dagster asset materialize ...`` run from this folder would write into
+    the instance ``.env`` names. The value in use came from ``.env`` when it equals ``.env``'s and
+    differs from the one this process was started with: that is refused in one line."""
+    folder = cwd or os.getcwd()
+    dotenv, launched = _dotenv_values(folder), _launch_environment()
+    for name in INSTANCE_SETTINGS:
+        given, in_use, from_file = (launched.get(name) or "").strip(), _env(name), dotenv.get(name)
+        if given and in_use and from_file and in_use == from_file.strip() and not _same_path(given, in_use):
+            raise SettingsError(
+                f"{name}={given} was given, but {folder}/.env replaced it with {in_use} (the dagster CLI loads "
+                f".env over the environment): remove {name} from that .env"
+            )
+
+
+def check_dotenv_agrees(environment: dict[str, str], cwd: str | None = None) -> None:
+    """Refuse to start a Dagster process in a folder whose ``.env`` would replace the instance or
+    data root given in ``environment`` (the dagster CLIs, daemon and webserver load it over it)."""
+    folder = cwd or os.getcwd()
+    dotenv = _dotenv_values(folder)
+    for name in INSTANCE_SETTINGS:
+        if dotenv.get(name) and environment.get(name) and not _same_path(dotenv[name], environment[name]):
+            raise SettingsError(
+                f"{folder}/.env sets {name}={dotenv[name]}, which Dagster would load over {environment[name]}: "
+                f"remove {name} from that .env"
+            )
+
+
+def instance_description() -> str:
+    """One line naming the instance and the data root in use, for logs, the summary and the UI."""
+    home = dagster_home() or "unset (a temporary instance)"
+    return f"instance DAGSTER_HOME={home}; data root FRUITS_DATA_ROOT={data_root()}"
 
 
 def catalog_run() -> str | None:

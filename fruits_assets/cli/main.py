@@ -205,6 +205,7 @@ def cmd_gc(args) -> int:
     io = _io_manager()
     age = io.min_age_hours if args.min_age_hours is None else args.min_age_hours
     collected = collect(io.lake, tuple(ASSETS), io.keep_versions, age)
+    print(f"tables under {io.lake.root}")
     print(f"{collected.summary()} (kept: the last {io.keep_versions} versions; removed only files older than {age} h)")
     for line in collected.removed:
         print(f"  removed {line}")
@@ -219,7 +220,9 @@ def cmd_repair(args) -> int:
 
     if args.asset not in ASSETS:
         raise settings.SettingsError(f"unknown asset {args.asset!r}: one of {', '.join(ASSETS)}")
-    removed = repair(_io_manager().lake, args.asset)
+    lake = _io_manager().lake
+    print(f"tables under {lake.root}")
+    removed = repair(lake, args.asset)
     if not removed:
         print(f"{args.asset}: every committed file is intact")
         return 0

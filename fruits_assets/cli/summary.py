@@ -64,20 +64,28 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
     return lines
 
 
-def main() -> int:
-    if not settings.dagster_home():
-        from dotenv import load_dotenv
+def where_lines(instance: DagsterInstance) -> list[str]:
+    """Which instance (and its storage) and which data root this summary reads: never a guess."""
+    storage = type(instance.run_storage).__name__.replace("RunStorage", "") or "unknown"
+    return [
+        f"instance  DAGSTER_HOME={settings.dagster_home()} ({storage} storage)",
+        f"data root FRUITS_DATA_ROOT={settings.data_root()}",
+    ]
 
-        load_dotenv(".env")  # what `make demo` wrote, as the dagster CLI does
+
+def main() -> int:
+    # Explicit only: no .env is read (Dagster's CLIs load it over the environment: issue 22).
     if not settings.dagster_home():
         print(
-            "error: DAGSTER_HOME is not set: run `make demo` first, or export DAGSTER_HOME=$PWD/.dagster_home",
+            "error: DAGSTER_HOME is not set: export DAGSTER_HOME=$PWD/.dagster_home (the instance `make demo` "
+            "writes; `make serve`'s is $PWD/.serve/dagster_home)",
             file=sys.stderr,
         )
         return 2
     with DagsterInstance.get() as instance:
         lines = summary_lines(instance)
-    print("\n".join(["== fruits-assets summary =="] + lines))
+        where = where_lines(instance)
+    print("\n".join(["== fruits-assets summary ==", *where, *lines]))
     if lines and lines[0].startswith("not materialized"):
         return 1
     print(

@@ -13,10 +13,11 @@ from dagster import (
     asset,
 )
 
+from .. import settings
 from ..errors import expected_error
 from ..images.listing import inventory_schema
 from ..images.s3_inventory import ManifestError
-from ..names import GROUP, RAW_IMAGES
+from ..names import GROUP, IMAGE_STORE, RAW_IMAGES
 from ..storage.artifacts import NewParts
 from . import metadata
 from .console import ExpectedFailure
@@ -55,6 +56,8 @@ def _sync(context: AssetExecutionContext, images: ImageStore) -> dict:
 
 @asset(
     name=RAW_IMAGES,
+    # The observed image store: a new data version (the listing changed) is what automation reacts to.
+    deps=[IMAGE_STORE],
     code_version=CODE_VERSION,
     group_name=GROUP,
     kinds={"parquet", "delta"},
@@ -121,11 +124,16 @@ def raw_images(context: AssetExecutionContext, images: ImageStore, published: Pu
         )
     context.log.info("%d images, %d classes under %s", stats.images, stats.classes, images.uri)
     counts = [(*k.split("\t", 1)[::-1], n) for k, n in stats.per_class.items()] + [(None, None, stats.unparsed)]
+    # Which instance records this run and which data root its outputs go to, on the asset's page.
+    where = (
+        settings.instance_description() if settings.deployment() == "local" else f"deployment {settings.deployment()}"
+    )
     return MaterializeResult(
         value=value,
         metadata={
             "dagster/row_count": stats.images,
             "images_root": MetadataValue.path(images.uri),
+            "instance": where,
             "listed_from": images.inventory_manifest or "listing",
             "classes": stats.classes,
             "total_mb": round(stats.bytes / 1e6, 2),

@@ -13,20 +13,22 @@ import pytest
 from dagster import (
     AssetKey,
     DagsterInstance,
-    RunRequest,
+    SensorResult,
     SkipReason,
     build_sensor_context,
     materialize,
 )
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from PIL import Image
 
 from fruits_assets import names
 from fruits_assets.definitions import build_definitions
 from fruits_assets.defs import features
-from fruits_assets.defs.automation import new_images_sensor
+from fruits_assets.defs.automation import images_sensor
 from fruits_assets.defs.deployments import local_resources, local_spark_config
 from fruits_assets.defs.resources import ImageStore
 from fruits_assets.images import sample_data
+from fruits_assets.names import IMAGE_STORE
 from fruits_assets.storage import catalog
 from fruits_assets.storage.tables import Lake
 
@@ -207,8 +209,16 @@ def test_projection_follows_features_materialized_alone(world):
 
 def tick(images: ImageStore, cursor, instance):
     context = build_sensor_context(cursor=cursor, instance=instance, resources={"images": images})
-    result = new_images_sensor(context)
+    result = images_sensor()(context)
     return result, context.cursor
+
+
+def observed(result) -> str:
+    """The data version the sensor recorded for image_store (it requests no run itself)."""
+    assert isinstance(result, SensorResult) and not result.run_requests
+    (event,) = result.asset_events
+    assert event.asset_key == AssetKey(IMAGE_STORE)
+    return event.tags[DATA_VERSION_TAG]
 
 
 def sensor_sequence(images: ImageStore, add, change, remove):
@@ -217,14 +227,13 @@ def sensor_sequence(images: ImageStore, add, change, remove):
         assert isinstance(result, SkipReason) and "no images" in result.skip_message
         add("a")
         result, cursor = tick(images, cursor, instance)
-        assert isinstance(result, RunRequest)
-        first_key = result.tags["fruits/listing"]
+        first = observed(result)
         again, cursor2 = tick(images, cursor, instance)
         assert isinstance(again, SkipReason) and cursor2 == cursor  # never twice for one change
         for mutate in (lambda: add("b"), change, remove):
             mutate()
             result, new_cursor = tick(images, cursor, instance)
-            assert isinstance(result, RunRequest) and result.tags["fruits/listing"] != first_key
+            assert observed(result) not in (first, cursor)
             assert new_cursor != cursor
             cursor = new_cursor
             assert isinstance(tick(images, cursor, instance)[0], SkipReason)
