@@ -6,7 +6,6 @@ cache (FRUITS_MODEL_CACHE)."""
 import os
 import time
 
-import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -24,7 +23,7 @@ from ..errors import expected_error
 from ..model.cache import ConversionCache
 from ..model.calibrate import read_sample, relative_fingerprints
 from ..model.native_logs import tensorflow_notices_dropped
-from ..names import FEATURE_MODEL, GROUP
+from ..names import FEATURE_MODEL, GROUP, RAW_IMAGES
 from ..storage.artifacts import FeatureModelArtifact
 from .console import ExpectedFailure
 from .resources import ImageStore, PublishedOutputs
@@ -38,6 +37,9 @@ CODE_VERSION = "keras-litert-v2"
     code_version=CODE_VERSION,
     group_name=GROUP,
     kinds={"tensorflow"},
+    # int8 calibrates on the inventory's images: raw_images runs first. Not an input: fp32 does not
+    # read it, and feature_model alone must still materialize (a first run, the launchpad).
+    deps=[RAW_IMAGES],
     check_specs=[
         AssetCheckSpec(
             "pretrained_weights",
@@ -49,7 +51,6 @@ CODE_VERSION = "keras-litert-v2"
 def feature_model(
     context: AssetExecutionContext,
     config: FeatureModelConfig,
-    raw_images: pd.DataFrame,
     images: ImageStore,
     published: PublishedOutputs,
 ):
@@ -67,6 +68,14 @@ def feature_model(
     sample = None
     if config.precision != "fp32":
         requested = settings.calibration_images()
+        raw_images = published.read_table(RAW_IMAGES)
+        if raw_images is None or raw_images.empty:
+            raise expected_error(
+                ExpectedFailure(
+                    "feature_model.precision=int8 calibrates on the inventory's images: materialize raw_images "
+                    "first (e.g. --select 'raw_images,feature_model')"
+                )
+            )
         kept = stored.provenance.get("calibration") if stored is not None else None
         fingerprints = relative_fingerprints(raw_images, images.path_root())
         key = ""

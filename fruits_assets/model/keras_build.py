@@ -19,6 +19,16 @@ from ..images.decode import INPUT_SIZE
 
 FEATURE_DIM = 1280
 RANDOM_SEED = 1234
+PRECISIONS = ("fp32", "int8")
+# Bump when the int8 conversion changes (converter options, calibration input): int8 models stored
+# under another recipe are converted again, and their feature rows recomputed.
+INT8_CODE_VERSION = "full-integer-ptq-v1"
+# Layers int8 keeps in float: the first bottleneck block (its depthwise convolution has by far the
+# largest quantization error per the TFLite quantization debugger: per-channel weight ranges of a
+# pretrained MobileNetV2 differ by orders of magnitude there). With a pretrained backbone it moves the
+# features' cosine to fp32 from 0.915 to 0.990 for ~5 % of the int8 speed; keeping the last block in
+# float instead did not help (0.916). Measured: docs/performance.md, "int8".
+INT8_FLOAT_LAYERS: tuple[str, ...] = ("expanded_conv_",)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -180,15 +190,16 @@ def to_tflite(model) -> bytes:
         return tf.lite.TFLiteConverter.from_keras_model(with_preprocessing(model)).convert()
 
 
-def to_tflite_int8(model, calibration: np.ndarray, float_layers: tuple[str, ...] = ()) -> bytes:
+def to_tflite_int8(model, calibration: np.ndarray, float_layers: tuple[str, ...] = INT8_FLOAT_LAYERS) -> bytes:
     """Full-integer post-training quantization: int8 weights (per channel) and int8 activations,
     whose ranges come from running the float model on ``calibration`` (uint8 pixels, N x 224 x 224
     x 3, what the pipeline feeds). The input stays uint8 pixels, the output float32 features: the
     workers' code and the table's schema do not change. XNNPACK runs the int8 convolutions with 8-bit
     dot-product kernels (VNNI on x86, SDOT on Graviton): less work per multiply than FP32 FMA.
 
-    ``float_layers``: Keras layer-name prefixes kept in float (selective quantization), e.g.
-    ``("block_16_", "Conv_1")`` for the last block; empty: every op integer (TFLITE_BUILTINS_INT8).
+    ``float_layers``: Keras layer-name prefixes kept in float (selective quantization; default the
+    product's choice, INT8_FLOAT_LAYERS), e.g. ``("block_16_", "Conv_1")`` for the last block;
+    empty: every op integer (TFLITE_BUILTINS_INT8).
     """
     import contextlib
     import io
@@ -212,14 +223,15 @@ def to_tflite_int8(model, calibration: np.ndarray, float_layers: tuple[str, ...]
         if not float_layers:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             return converter.convert()
-        # Selective quantization names the float model's ops (their fused output tensor names).
-        nodes = [name for name in _op_output_names(to_tflite(model)) if any(f"/{p}" in name for p in float_layers)]
+        # Selective quantization (the quantization debugger's documented way): the calibrated model
+        # is the float graph with its ranges, whose ops' output names say which layer they belong to;
+        # setting the options quantizes the calibrated model again, without calibrating again.
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative)
+        names = _op_output_names(debugger.calibrated_model)
+        nodes = [name for name in names if any(f"/{prefix}" in name for prefix in float_layers)]
         if not nodes:
             raise ValueError(f"no op of the model matches float_layers={float_layers}")
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative, debug_options=options
-        )
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
         return debugger.get_nondebug_quantized_model()
 
 
@@ -240,16 +252,6 @@ def save_weights(model, path: str) -> str:
 # Bump when the architecture, the preprocessing baked into the graph or the conversion changes:
 # models stored under another code version are rebuilt, never reused.
 MODEL_CODE_VERSION = "mobilenetv2-headless-uint8-in-graph-preprocess-v1"
-PRECISIONS = ("fp32", "int8")
-# Bump when the int8 conversion changes (converter options, calibration input): int8 models stored
-# under another recipe are converted again, and their feature rows recomputed.
-INT8_CODE_VERSION = "full-integer-ptq-v1"
-# Layers int8 keeps in float: the first bottleneck block (its depthwise convolution has by far the
-# largest quantization error per the TFLite quantization debugger: per-channel weight ranges of a
-# pretrained MobileNetV2 differ by orders of magnitude there). With a pretrained backbone it moves the
-# features' cosine to fp32 from 0.915 to 0.990 for ~5 % of the int8 speed; keeping the last block in
-# float instead did not help (0.916). Measured: docs/performance.md, "int8".
-INT8_FLOAT_LAYERS: tuple[str, ...] = ("expanded_conv_",)
 KERAS_IMAGENET_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
