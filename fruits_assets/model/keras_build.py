@@ -190,7 +190,7 @@ def to_tflite(model) -> bytes:
         return tf.lite.TFLiteConverter.from_keras_model(with_preprocessing(model)).convert()
 
 
-def to_tflite_int8(model, calibration: np.ndarray, float_layers: tuple[str, ...] = INT8_FLOAT_LAYERS) -> bytes:
+def to_tflite_int8(model, calibration: np.ndarray, float_layers: tuple[str, ...] | None = None) -> bytes:
     """Full-integer post-training quantization: int8 weights (per channel) and int8 activations,
     whose ranges come from running the float model on ``calibration`` (uint8 pixels, N x 224 x 224
     x 3, what the pipeline feeds). The input stays uint8 pixels, the output float32 features: the
@@ -206,6 +206,8 @@ def to_tflite_int8(model, calibration: np.ndarray, float_layers: tuple[str, ...]
 
     import tensorflow as tf
 
+    if float_layers is None:
+        float_layers = INT8_FLOAT_LAYERS  # read at call time: benchmarks/precision.py tries others
     if len(calibration) == 0:
         raise ValueError("int8 calibration needs at least one image")
     pixels = np.asarray(calibration, dtype=np.uint8)
@@ -273,8 +275,10 @@ def _weights_fingerprint(weights: str) -> dict:
     return {"sha256": sha256_file(weights) if os.path.exists(weights) else None}
 
 
-def quantization(precision: str, float_layers: tuple[str, ...] = INT8_FLOAT_LAYERS) -> dict | None:
+def quantization(precision: str, float_layers: tuple[str, ...] | None = None) -> dict | None:
     """How a precision is obtained (None for fp32: no quantization), as keys and provenance state it."""
+    if float_layers is None:
+        float_layers = INT8_FLOAT_LAYERS
     if precision == "fp32":
         return None
     if precision != "int8":
@@ -294,7 +298,7 @@ def build_key(
     weights: str,
     precision: str = "fp32",
     calibration_digest: str | None = None,
-    float_layers: tuple[str, ...] = INT8_FLOAT_LAYERS,
+    float_layers: tuple[str, ...] | None = None,
 ) -> str:
     """Same key = same model: weights setting and what it resolves to, model code, TF/Keras versions;
     for int8 also the quantization recipe and the digest of the calibration images. The fp32 key is
@@ -327,7 +331,7 @@ def provenance(
     key: str,
     precision: str = "fp32",
     calibration: dict | None = None,
-    float_layers: tuple[str, ...] = INT8_FLOAT_LAYERS,
+    float_layers: tuple[str, ...] | None = None,
 ) -> dict:
     """What a stored feature model records about itself (provenance.json)."""
     import keras
