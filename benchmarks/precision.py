@@ -131,8 +131,10 @@ def main() -> None:
             keras_build.INT8_FLOAT_LAYERS = product_float_layers
 
     def run(name: str, root: Path, selection, extra: dict | None = None):
-        config = {"weights": weights, "precision": "fp32" if name == "fp32" else "int8"}
-        run_config = {"ops": {"feature_model": {"config": config}, **(extra or {})}}
+        ops = dict(extra or {})
+        if "feature_model" in selection:  # Dagster refuses config for an op that does not run
+            ops["feature_model"] = {"config": {"weights": weights, "precision": "fp32" if name == "fp32" else "int8"}}
+        run_config = {"ops": ops}
         resources = local_resources(str(root), str(images), spark)
         result = with_recipe(
             name,
