@@ -20,8 +20,8 @@ from dagster import (
 from .. import settings
 from ..analysis import calibration
 from ..errors import expected_error
+from ..images.calibration import read_ranked, relative_fingerprints
 from ..model.cache import ConversionCache
-from ..model.calibrate import read_sample, relative_fingerprints
 from ..model.native_logs import tensorflow_notices_dropped
 from ..names import FEATURE_MODEL, GROUP, RAW_IMAGES
 from ..storage.artifacts import FeatureModelArtifact
@@ -65,7 +65,7 @@ def feature_model(
     with tensorflow_notices_dropped():  # TF's native start-up notices, CUDA probe included
         key = build_key(config.weights)
     stored, stored_version = published.feature_model()
-    sample = None
+    pixels, record = None, None
     if config.precision != "fp32":
         requested = settings.calibration_images()
         raw_images = published.read_table(RAW_IMAGES)
@@ -84,11 +84,13 @@ def feature_model(
             # calibration (drawing again would change the model and every feature row with it).
             key = build_key(config.weights, config.precision, (kept or {}).get("digest"))
         if stored is None or stored.provenance.get("build_key") != key:
-            sample = read_sample(raw_images, images.path_root(), images.location(), requested)
-            if len(sample.pixels) == 0:
+            ranked = calibration.ranking(fingerprints)
+            pixels, entries = read_ranked(raw_images, images.path_root(), ranked, requested, images.location())
+            if len(pixels) == 0:
                 raise expected_error(ExpectedFailure("int8 calibration: no image of the inventory could be decoded"))
-            key = build_key(config.weights, config.precision, sample.record["digest"])
-            context.log.info(f"int8 calibration sample: {calibration.summary(sample.record)}")
+            record = calibration.record(entries, requested)
+            key = build_key(config.weights, config.precision, record["digest"])
+            context.log.info(f"int8 calibration sample: {calibration.summary(record)}")
     if stored is not None and stored.provenance.get("build_key") == key:
         # Same weights, same code, same TF/Keras (and for int8 the same calibration): the Keras build
         # and LiteRT conversion would give the same flatbuffer. Re-emit the stored one, byte for byte.
@@ -113,9 +115,8 @@ def feature_model(
     for note in built.notes:
         (context.log.warning if not built.pretrained else context.log.info)(note)
     with tensorflow_notices_dropped():
-        model_bytes = to_tflite(built.model) if sample is None else to_tflite_int8(built.model, sample.pixels)
+        model_bytes = to_tflite(built.model) if pixels is None else to_tflite_int8(built.model, pixels)
     seconds = time.perf_counter() - started
-    record = None if sample is None else sample.record
     built_provenance = provenance(built, config.weights, model_bytes, key, config.precision, record)
     # The cold conversion's cost stays in provenance, in the cache too: what a cache hit saves.
     entry = cache.put(key, model_bytes, dict(built_provenance, conversion={"seconds": round(seconds, 2)}))
