@@ -180,9 +180,17 @@ def main() -> None:
             log(f"round {r + 1} {name}: {args.images / seconds:.1f} img/s ({seconds:.1f}s, whole materialization)")
 
     probe: dict[str, float] = {}
+    predicted: dict[str, dict] = {}
     for name, root in roots.items():
         result = run(name, root, PROBE_STEPS)
         probe[name] = float(meta(result, "feature_probe")["accuracy"])
+        rows = catalog.load("feature_probe", root=str(root))
+        predicted[name] = dict(zip(rows["path"], rows["predicted"]))
+    # The probe trains on few rows per class here: its accuracy moves by a few points with any small
+    # change of the vectors. The share of Test images predicted as fp32's probe predicts them is the
+    # paired view (1.0: the same answers).
+    agree = {n: float(np.mean([predicted[n][p] == c for p, c in predicted["fp32"].items()])) for n in recipes}
+    log(f"probe: {len(predicted['fp32'])} Test images, one image = {1 / max(1, len(predicted['fp32'])):.4f} accuracy")
 
     paths = sorted(images.rglob("*.jpg"))[:200]
     pixels = np.stack([load_rgb(p.read_bytes()) for p in paths])
@@ -192,8 +200,9 @@ def main() -> None:
         cos = cosines(roots["fp32"], root) if name != "fp32" else np.ones(1)
         print(
             f"variant name={name} float_layers={','.join(recipes[name] or ()) or '-'} "
-            f"img_s={best[name]:.1f} speedup={best[name] / best['fp32']:.2f} raw_ms={raw_ms(model_bytes, pixels):.2f} "
-            f"cosine_mean={cos.mean():.4f} cosine_p01={np.quantile(cos, 0.01):.4f} probe_acc={probe[name]:.4f} "
+            f"img_s={best[name]:.1f} median_img_s={np.median(rates[name]):.1f} speedup={best[name] / best['fp32']:.2f} "
+            f"raw_ms={raw_ms(model_bytes, pixels):.2f} cosine_mean={cos.mean():.4f} "
+            f"cosine_p01={np.quantile(cos, 0.01):.4f} probe_acc={probe[name]:.4f} probe_agree_fp32={agree[name]:.3f} "
             f"model_mb={len(model_bytes) / 1e6:.1f} convert_cold_s={conversions[name]['cold_s']:.1f} "
             f"convert_cached_s={conversions[name]['cached_s']:.1f}",
             flush=True,
