@@ -10,7 +10,8 @@ reported apart, then taken from the cache by a fresh data root. Featurization is
 `image_features` + `image_rejects` materializations with `full_refresh` (read, decode, LiteRT,
 parquet parts, checks, commit), the precisions alternated round after round in one Spark session
 (this machine drifts 10-20 % between runs; best of the rounds is kept). Then `pca_model`,
-`image_pca` and `feature_probe` run on each root. The last line is always:
+`image_pca` and `feature_probe` run on each root (and the probe once more on the 1280-d vectors,
+without the PCA: ``probe_acc_on_features`` of the variant lines). The last line is always:
 
     precision images=N fp32_img_s=A int8_img_s=B speedup=B/A cosine_mean=C cosine_p01=Q
         probe_acc_fp32=X probe_acc_int8=Y                                  (one line)
@@ -180,12 +181,16 @@ def main() -> None:
             log(f"round {r + 1} {name}: {args.images / seconds:.1f} img/s ({seconds:.1f}s, whole materialization)")
 
     probe: dict[str, float] = {}
+    probe_raw: dict[str, float] = {}
     predicted: dict[str, dict] = {}
     for name, root in roots.items():
         result = run(name, root, PROBE_STEPS)
         probe[name] = float(meta(result, "feature_probe")["accuracy"])
         rows = catalog.load("feature_probe", root=str(root))
         predicted[name] = dict(zip(rows["path"], rows["predicted"]))
+        # A second opinion without the PCA (whose k differs per precision): the probe on the 1280-d vectors.
+        raw_probe = {"feature_probe": {"config": {"features": "image_features"}}}
+        probe_raw[name] = float(meta(run(name, root, ("feature_probe",), raw_probe), "feature_probe")["accuracy"])
     # The probe trains on few rows per class here: its accuracy moves by a few points with any small
     # change of the vectors. The share of Test images predicted as fp32's probe predicts them is the
     # paired view (1.0: the same answers).
@@ -203,6 +208,7 @@ def main() -> None:
             f"img_s={best[name]:.1f} median_img_s={np.median(rates[name]):.1f} speedup={best[name] / best['fp32']:.2f} "
             f"raw_ms={raw_ms(model_bytes, pixels):.2f} cosine_mean={cos.mean():.4f} "
             f"cosine_p01={np.quantile(cos, 0.01):.4f} probe_acc={probe[name]:.4f} probe_agree_fp32={agree[name]:.3f} "
+            f"probe_acc_on_features={probe_raw[name]:.4f} "
             f"model_mb={len(model_bytes) / 1e6:.1f} convert_cold_s={conversions[name]['cold_s']:.1f} "
             f"convert_cached_s={conversions[name]['cached_s']:.1f}",
             flush=True,
