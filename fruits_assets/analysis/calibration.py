@@ -34,12 +34,15 @@ def digest(entries: Iterable[tuple[str, str]]) -> str:
     return h.hexdigest()
 
 
-def record(entries: Iterable[tuple[str, str, str]], requested: int, seed: int = CALIBRATION_SEED) -> dict:
-    """The calibration as provenance records it: ``requested`` (the size setting) and the images used,
-    (relative path, inventory fingerprint, sha256 of the bytes) each."""
+def record(
+    entries: Iterable[tuple[str, str, str]], requested: int, inventory: int, seed: int = CALIBRATION_SEED
+) -> dict:
+    """The calibration as provenance records it: ``requested`` (the size setting), how many images the
+    inventory had, and the images used, (relative path, inventory fingerprint, sha256 of the bytes) each."""
     rows = sorted(entries)
     return {
         "requested": requested,
+        "inventory": inventory,
         "images": len(rows),
         "seed": seed,
         "digest": digest((p, h) for p, _, h in rows),
@@ -50,11 +53,14 @@ def record(entries: Iterable[tuple[str, str, str]], requested: int, seed: int = 
 def still_stands(recorded: Mapping | None, fingerprints: Mapping[str, str], requested: int) -> bool:
     """A stored calibration can be kept: drawn with the same size setting and seed, and every image
     it used still in the inventory with the fingerprint it had (``fingerprints``: relative path ->
-    fingerprint). Images added since do not count: see the module's docstring."""
+    fingerprint). Images added since do not count (see the module's docstring), unless the sample was
+    short of ``requested`` for lack of images."""
     if not recorded or not recorded.get("sample"):
         return False
     if recorded.get("requested") != requested or recorded.get("seed") != CALIBRATION_SEED:
         return False
+    if recorded.get("images", 0) < requested and len(fingerprints) > recorded.get("inventory", 0):
+        return False  # a short calibration (a small collection) is drawn again once the collection grew
     return all(fingerprints.get(e["path"]) == e["fingerprint"] for e in recorded["sample"])
 
 

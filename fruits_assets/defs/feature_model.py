@@ -88,7 +88,7 @@ def feature_model(
             pixels, entries = read_ranked(raw_images, images.path_root(), ranked, requested, images.location())
             if len(pixels) == 0:
                 raise expected_error(ExpectedFailure("int8 calibration: no image of the inventory could be decoded"))
-            record = calibration.record(entries, requested)
+            record = calibration.record(entries, requested, len(fingerprints))
             key = build_key(config.weights, config.precision, record["digest"])
             context.log.info(f"int8 calibration sample: {calibration.summary(record)}")
     if stored is not None and stored.provenance.get("build_key") == key:

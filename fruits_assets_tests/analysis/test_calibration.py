@@ -24,8 +24,9 @@ def test_the_sample_is_a_seeded_ranking_of_relative_paths():
     assert labels == set("ABCDE")  # spread over the classes, not the first folder listed
 
 
-def record(paths, requested=8):
-    return calibration.record([(p, f"fp-{p}", hashlib.sha256(p.encode()).hexdigest()) for p in paths], requested)
+def record(paths, requested=8, inventory=len(PATHS)):
+    entries = [(p, f"fp-{p}", hashlib.sha256(p.encode()).hexdigest()) for p in paths]
+    return calibration.record(entries, requested, inventory)
 
 
 def test_a_calibration_stands_while_its_images_are_unchanged():
@@ -38,6 +39,11 @@ def test_a_calibration_stands_while_its_images_are_unchanged():
     assert not calibration.still_stands(kept, {p: f for p, f in fingerprints.items() if p != sample[0]}, 8)
     assert not calibration.still_stands(kept, fingerprints, 16)  # the size setting changed
     assert not calibration.still_stands(None, fingerprints, 8)
+    # A collection smaller than the setting: its short sample stands until the collection grows.
+    few = dict(list(fingerprints.items())[:5])
+    short = record(list(few), requested=8, inventory=5)
+    assert calibration.still_stands(short, few, 8)
+    assert not calibration.still_stands(short, {**few, "Training/F/new_100.jpg": "x"}, 8)
 
 
 def test_the_digest_names_what_the_calibration_saw():
