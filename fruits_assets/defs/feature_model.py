@@ -119,7 +119,13 @@ def feature_model(
     seconds = time.perf_counter() - started
     built_provenance = provenance(built, config.weights, model_bytes, key, config.precision, record)
     # The cold conversion's cost stays in provenance, in the cache too: what a cache hit saves.
-    entry = cache.put(key, model_bytes, dict(built_provenance, conversion={"seconds": round(seconds, 2)}))
+    # auto's fallback to random weights is not cached: a fresh data root tries ImageNet again.
+    fallback = config.weights == "auto" and not built.pretrained
+    entry = (
+        None
+        if fallback
+        else cache.put(key, model_bytes, dict(built_provenance, conversion={"seconds": round(seconds, 2)}))
+    )
     conversion = {"seconds": round(seconds, 2), "cache": "off" if entry is None else "stored"}
     if entry is not None:
         conversion["cache_entry"] = str(entry)
