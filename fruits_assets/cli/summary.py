@@ -51,7 +51,8 @@ def summary_lines(instance: DagsterInstance) -> list[str]:
     lines = [
         f"images    {raw.get('dagster/row_count')} in {raw.get('classes')} classes from {raw.get('images_root')}"
         f" ({raw.get('skipped')} other files skipped)",
-        f"weights   {model.get('weights_source')} (pretrained={model.get('pretrained')})" + _why_random(model),
+        f"weights   {model.get('weights_source')} (pretrained={model.get('pretrained')}),"
+        f" precision {model.get('precision') or 'fp32'}" + _why_random(model),
         f"features  {feats.get('dagster/row_count')} x {feats.get('feature_dim')}; this run featurized"
         f" {computed} images ({rate}),"
         f" reused {feats.get('images_reused')}; rejected {meta['image_rejects'].get('dagster/row_count')}",

@@ -145,7 +145,11 @@ def image_features(
     the driver gets counts and file lists only."""
     dim = int(feature_model.provenance.get("feature_dim", 1280))
     # What makes a feature row: the model, and the decoding around it (code version, Pillow).
-    featurizer = featurizer_key(feature_model.provenance.get("model_sha256", ""), CODE_VERSION)
+    provenance = feature_model.provenance
+    precision = provenance.get("precision") or "fp32"
+    featurizer = featurizer_key(
+        provenance.get("model_sha256", ""), CODE_VERSION, precision, (provenance.get("calibration") or {}).get("digest")
+    )
     lake = published.lake()
     spark = pyspark.spark_session
     current = published.snapshot(IMAGE_FEATURES)
@@ -241,6 +245,7 @@ def image_features(
         "content_key": key,
         "rows": counts.features,
         "model": feature_model.provenance.get("model_sha256", ""),
+        "precision": precision,
     }
     per_split = dict(todo.carried_per_split)
     for split, n in stats.per_split.items():
@@ -300,6 +305,7 @@ def image_features(
                 "images_root": MetadataValue.path(images.uri),
                 "model_sha256": feature_model.provenance.get("model_sha256", "")[:12],
                 "weights_source": feature_model.provenance.get("weights_source", ""),
+                "precision": precision,
             },
             data_version=DataVersion(key),  # same rows, same model: downstream is not stale
         )

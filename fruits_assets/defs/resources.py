@@ -157,6 +157,19 @@ class PublishedOutputs(ConfigurableResource):
         """The committed feature model with its version, or (None, None)."""
         return self._model(FEATURE_MODEL)
 
+    def batches(self, asset: str, columns: list[str]):
+        """The committed rows of ``asset``, an Arrow batch at a time (checksums verified)."""
+        import pyarrow.parquet as pq
+
+        snap = self.snapshot(asset)
+        if snap is None:
+            return
+        lake = self.lake()
+        for uri in snap.file_uris():
+            fs, path = lake.fs(uri)
+            with fs.open_input_file(path) as fh:
+                yield from pq.ParquetFile(fh, page_checksum_verification=True).iter_batches(65_536, columns=columns)
+
     def read_table(self, asset: str) -> Optional[pd.DataFrame]:
         """The committed pandas table of ``asset`` (small tables only: rejects), or None."""
         snap = self.snapshot(asset)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,16 @@ from ..images.decode import INPUT_SIZE
 
 FEATURE_DIM = 1280
 RANDOM_SEED = 1234
+PRECISIONS = ("fp32", "int8")
+# Bump when the int8 conversion changes (converter options, calibration input): int8 models stored
+# under another recipe are converted again, and their feature rows recomputed.
+INT8_CODE_VERSION = "full-integer-ptq-v1"
+# Layers int8 keeps in float: the first bottleneck block (its depthwise convolution has by far the
+# largest quantization error per the TFLite quantization debugger: per-channel weight ranges of a
+# pretrained MobileNetV2 differ by orders of magnitude there). With a pretrained backbone it moves the
+# features' cosine to fp32 from 0.915 to 0.990 for ~5 % of the int8 speed; keeping the last block in
+# float instead did not help (0.916). Measured: docs/performance.md, "int8".
+INT8_FLOAT_LAYERS: tuple[str, ...] = ("expanded_conv_",)
 
 
 class WeightsUnavailable(RuntimeError):
@@ -179,6 +190,61 @@ def to_tflite(model) -> bytes:
         return tf.lite.TFLiteConverter.from_keras_model(with_preprocessing(model)).convert()
 
 
+def to_tflite_int8(model, calibration: np.ndarray, float_layers: tuple[str, ...] | None = None) -> bytes:
+    """Full-integer post-training quantization: int8 weights (per channel) and int8 activations,
+    whose ranges come from running the float model on ``calibration`` (uint8 pixels, N x 224 x 224
+    x 3, what the pipeline feeds). The input stays uint8 pixels, the output float32 features: the
+    workers' code and the table's schema do not change. XNNPACK runs the int8 convolutions with 8-bit
+    dot-product kernels (VNNI on x86, SDOT on Graviton): less work per multiply than FP32 FMA.
+
+    ``float_layers``: Keras layer-name prefixes kept in float (selective quantization; default the
+    product's choice, INT8_FLOAT_LAYERS), e.g. ``("block_16_", "Conv_1")`` for the last block;
+    empty: every op integer (TFLITE_BUILTINS_INT8).
+    """
+    import contextlib
+    import io
+
+    import tensorflow as tf
+
+    if float_layers is None:
+        float_layers = INT8_FLOAT_LAYERS  # read at call time: benchmarks/precision.py tries others
+    if len(calibration) == 0:
+        raise ValueError("int8 calibration needs at least one image")
+    pixels = np.asarray(calibration, dtype=np.uint8)
+
+    def representative():
+        for i in range(len(pixels)):
+            yield [pixels[i : i + 1]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(with_preprocessing(model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # "Statistics for quantized inputs were expected": the uint8 input is cast, not quantized.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        if not float_layers:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            return converter.convert()
+        # Selective quantization (the quantization debugger's documented way): the calibrated model
+        # is the float graph with its ranges, whose ops' output names say which layer they belong to;
+        # setting the options quantizes the calibrated model again, without calibrating again.
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative)
+        names = _op_output_names(debugger.calibrated_model)
+        nodes = [name for name in names if any(f"/{prefix}" in name for prefix in float_layers)]
+        if not nodes:
+            raise ValueError(f"no op of the model matches float_layers={float_layers}")
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+        return debugger.get_nondebug_quantized_model()
+
+
+def _op_output_names(model_bytes: bytes) -> list[str]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    return [names[o] for op in interpreter._get_ops_details() for o in op["outputs"] if o in names]
+
+
 def save_weights(model, path: str) -> str:
     """Save weights to ``path`` (must end with ``.weights.h5``); returns the path."""
     model.save_weights(path)
@@ -209,8 +275,34 @@ def _weights_fingerprint(weights: str) -> dict:
     return {"sha256": sha256_file(weights) if os.path.exists(weights) else None}
 
 
-def build_key(weights: str) -> str:
-    """Same key = same model: weights setting and what it resolves to, model code, TF/Keras versions."""
+def quantization(precision: str, float_layers: tuple[str, ...] | None = None) -> dict | None:
+    """How a precision is obtained (None for fp32: no quantization), as keys and provenance state it."""
+    if float_layers is None:
+        float_layers = INT8_FLOAT_LAYERS
+    if precision == "fp32":
+        return None
+    if precision != "int8":
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    return {
+        "recipe": INT8_CODE_VERSION,
+        "method": "full-integer post-training quantization (TFLiteConverter, representative dataset)",
+        "weights": "int8 per channel",
+        "activations": "int8 per tensor, ranges from the calibration images",
+        "float_layers": list(float_layers),
+        "input": "uint8 pixels (cast and scaled in float, then quantized)",
+        "output": "float32 features (dequantized)",
+    }
+
+
+def build_key(
+    weights: str,
+    precision: str = "fp32",
+    calibration_digest: str | None = None,
+    float_layers: tuple[str, ...] | None = None,
+) -> str:
+    """Same key = same model: weights setting and what it resolves to, model code, TF/Keras versions;
+    for int8 also the quantization recipe and the digest of the calibration images. The fp32 key is
+    the one stored fp32 models were built under, so they stay valid."""
     import hashlib
     import json
 
@@ -224,10 +316,23 @@ def build_key(weights: str) -> str:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+    recipe = quantization(precision, float_layers)
+    if recipe is not None:
+        if not calibration_digest:
+            raise ValueError("an int8 build key needs the calibration digest")
+        doc["precision"] = {"precision": precision, "recipe": recipe, "calibration": calibration_digest}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def provenance(built: BuiltModel, weights_setting: str, model_bytes: bytes, key: str) -> dict:
+def provenance(
+    built: BuiltModel,
+    weights_setting: str,
+    model_bytes: bytes,
+    key: str,
+    precision: str = "fp32",
+    calibration: dict | None = None,
+    float_layers: tuple[str, ...] | None = None,
+) -> dict:
     """What a stored feature model records about itself (provenance.json)."""
     import keras
     import tensorflow as tf
@@ -250,4 +355,7 @@ def provenance(built: BuiltModel, weights_setting: str, model_bytes: bytes, key:
         "input": "uint8[batch, 224, 224, 3]",
         "notes": built.notes,
         "build_key": key,
+        "precision": precision,
+        "quantization": quantization(precision, float_layers),
+        "calibration": calibration,
     }

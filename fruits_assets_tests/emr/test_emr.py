@@ -367,6 +367,58 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     assert features_after.inputs["raw_images"] >= 1  # the lineage travels with the commit
 
 
+def test_int8_runs_unchanged_on_the_cluster(tmp_path, aws, emr_cluster, sample_images, seeded_weights, monkeypatch):
+    """feature_model.precision=int8 through the EMR step launcher: the cluster's tasks run the int8
+    flatbuffer the Dagster process committed, byte for byte (its features are what LiteRT gives with
+    that model here). The images are the sample images test_precision.py calibrated on, so the
+    conversion comes from this session's cache (the images the whole-graph test left in the bucket
+    do not change the 16-image sample)."""
+    import shutil
+
+    import numpy as np
+
+    from fruits_assets.images.decode import load_rgb
+    from fruits_assets.model.litert import LiteRTFeatureExtractor
+
+    cluster_id, harness = emr_cluster
+    images = tmp_path / "images"
+    shutil.copytree(sample_images, images)
+    env = emr_env(
+        tmp_path,
+        aws,
+        images=images,
+        weights=str(seeded_weights),
+        FRUITS_EMR_CLUSTER_ID=cluster_id,
+        FRUITS_CALIBRATION_IMAGES="16",
+    )
+    steps_before = len(harness.completed)
+    proc = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions"]
+        + ["--select", "raw_images,feature_model,image_features,image_rejects"]
+        + ["--config-json", json.dumps({"ops": {"feature_model": {"config": {"precision": "int8"}}}})],
+        env=env,
+        cwd=RUN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    assert [state for _, state, _ in harness.completed[steps_before:]] == ["COMPLETED"]  # image_features' step
+    for key, value in aws.env.items():
+        monkeypatch.setenv(key, value)
+    lake = Lake(f"s3://{BUCKET}/assets", aws.endpoint, REGION)
+    model = read_model(lake, lake.snapshot("feature_model"))
+    assert model.provenance["precision"] == "int8" and model.provenance["calibration"]["images"] == 16
+    features = read_frame(lake, lake.snapshot("image_features"))
+    assert lake.snapshot("image_features").info["precision"] == "int8"
+    ours = features[features["path"].str.startswith(f"s3://{BUCKET}/raw/Training/Kiwi/")].sort_values("path")[:6]
+    local = [images / p.split("/raw/", 1)[1] for p in ours["path"]]
+    pixels = np.stack([load_rgb(f.read_bytes()) for f in local])
+    expected = LiteRTFeatureExtractor(model.model_bytes, batch_size=1)(pixels)
+    np.testing.assert_allclose(np.stack(ours["features"].to_numpy()), expected, rtol=1e-5, atol=1e-6)
+
+
 def table_objects(s3, asset: str, under: str = "") -> dict[str, int]:
     """key -> size of the data files (not the log) under a table's prefix."""
     return {
