@@ -204,7 +204,11 @@ def conditions() -> dict[str, AutomationCondition]:
     )
     return {
         RAW_IMAGES: data,
-        FEATURE_MODEL: data,
+        # int8 calibrates on raw_images (a dependency for ordering): a new listing alone does not
+        # rebuild the model; it is built when missing, and reused while its key holds.
+        FEATURE_MODEL: data.replace(
+            "any_deps_updated", AutomationCondition.any_deps_updated().ignore(AssetSelection.assets(RAW_IMAGES))
+        ),
         IMAGE_FEATURES: data,
         IMAGE_REJECTS: data,
         PCA_MODEL: data,

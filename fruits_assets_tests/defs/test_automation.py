@@ -62,15 +62,13 @@ def features(computed: int, rows: int, removed: int = 0) -> dict:
 
 def test_new_images_request_the_data_assets_and_enough_change_the_probe(monkeypatch, tmp_path):
     t = Ticks(monkeypatch, tmp_path)
-    # A fresh instance: the first evaluation only records the state; then the feature model is
-    # built at once, and the rest waits for the image store to be observed.
+    # A fresh instance: nothing until the image store is observed (the feature model follows
+    # raw_images: int8 calibrates on it), then every data asset and the model in one tick.
     assert t.tick() == set()
-    assert t.tick() == {names.FEATURE_MODEL}
-    t.materialize({names.FEATURE_MODEL})
     assert t.tick() == set()
     t.observe("listing-1")
-    assert t.tick() == DATA  # one tick, so one run; the probe waits for the features' row counts
-    t.materialize(DATA, **features(1000, 1000))
+    assert t.tick() == DATA | {names.FEATURE_MODEL}  # one tick, one run; the probe waits for row counts
+    t.materialize(DATA | {names.FEATURE_MODEL}, **features(1000, 1000))
     # Never trained: every row is new. The report follows the probe, in the same run.
     assert t.tick() == {names.FEATURE_PROBE, names.REPORT}
     t.materialize({names.FEATURE_PROBE, names.REPORT})
@@ -93,11 +91,9 @@ def test_new_images_request_the_data_assets_and_enough_change_the_probe(monkeypa
 def test_the_probe_retrains_on_its_cron_tick_when_its_inputs_changed(monkeypatch, tmp_path):
     t = Ticks(monkeypatch, tmp_path, FRUITS_PROBE_MIN_CHANGED="off", FRUITS_PROBE_CRON="0 12 * * *")
     t.tick()
-    assert t.tick() == {names.FEATURE_MODEL}
-    t.materialize({names.FEATURE_MODEL})
     t.observe("listing-1")
-    assert t.tick() == DATA
-    t.materialize(DATA, **features(1000, 1000))
+    assert t.tick() == DATA | {names.FEATURE_MODEL}
+    t.materialize(DATA | {names.FEATURE_MODEL}, **features(1000, 1000))
     assert t.tick() == set()  # "off": no retraining on row counts, even never trained
     assert t.tick(minutes=60 * 3) == set()  # 12:00 UTC passed; nothing changed since
     t.observe("listing-2")
