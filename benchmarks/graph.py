@@ -95,8 +95,15 @@ def main() -> None:
     FruitsSpark(spark_config=conf).spark_session  # noqa: B018 - started here, reported apart
     spark_start = time.perf_counter() - started
 
-    # The data assets: the report (a notebook over the outputs) is presentation, not the pipeline.
-    assets = [a for a in build_definitions("local").assets if not any(k.path[-1] == "report" for k in a.keys)]
+    from dagster import AssetsDefinition
+
+    # The data assets (the image store is observed, not materialized): the report (a notebook over
+    # the outputs) is presentation, not the pipeline.
+    assets = [
+        a
+        for a in build_definitions("local").assets
+        if isinstance(a, AssetsDefinition) and not any(k.path[-1] == "report" for k in a.keys)
+    ]
     resources = local_resources(str(data), str(images), conf)
     run_config = {"ops": {"feature_model": {"config": {"weights": weights}}}}
     if args.max_k:
