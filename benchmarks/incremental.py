@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--automation", action="store_true", help="+1 %% run of what automation selects")
     args = parser.parse_args()
 
-    from dagster import AssetsDefinition, DagsterInstance, materialize
+    from dagster import AssetKey, AssetsDefinition, DagsterInstance, materialize
 
     from fruits_assets.definitions import build_definitions, local_resources
     from fruits_assets.defs.resources import FruitsSpark
@@ -73,12 +73,12 @@ def main() -> None:
 
     def run(label: str, extra: dict | None = None, selection: list | None = None) -> float:
         started = time.perf_counter()
+        ops = {**weights, **(extra or {})}
+        if selection is not None:  # config only for the ops that run (Dagster refuses the others)
+            chosen = {AssetKey.from_coercible(k).path[-1] for k in selection}
+            ops = {op: cfg for op, cfg in ops.items() if op in chosen}
         result = materialize(
-            assets,
-            resources=resources,
-            instance=instance,
-            run_config={"ops": {**weights, **(extra or {})}},
-            selection=selection,
+            assets, resources=resources, instance=instance, run_config={"ops": ops}, selection=selection
         )
         seconds = time.perf_counter() - started
         meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}

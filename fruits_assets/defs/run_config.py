@@ -49,7 +49,7 @@ class PcaConfig(Config):
     standardize: bool = Field(default=False, description="StandardScaler (mean 0, unit variance) before PCA")
 
 
-PROBE_TRAIN_ROWS_PER_CLASS = 200
+PROBE_TRAIN_ROWS_PER_CLASS = 1000
 
 
 class ProbeConfig(Config):
