@@ -128,10 +128,10 @@ def test_emr_plan_is_complete_and_calls_nothing(tmp_path, aws):
     # Cost per million images at 12 units (2 core + 10 Spot task nodes of 4 vCPUs each).
     one, ten = cost["featurize"]
     assert (one["images"], ten["images"]) == (1_000_000, 10_000_000) and one["executor_vcpus"] == 48
-    assert one["images_per_s"] == round(48 * 250 * 0.7)
+    assert one["images_per_s"] == round(48 * 110 * 0.7)
     assert ten["wall_s"] == pytest.approx(10 * one["wall_s"], rel=0.001)
     assert 0 < one["usd_spot"] < one["usd_on_demand"] and ten["usd_s3_requests"] == pytest.approx(4.2, rel=0.01)
-    assert "benchmarks/featurize.py" in one["assumption"]
+    assert "benchmarks/graph.py" in one["assumption"]
 
 
 def test_region_outside_eu_is_refused_unless_allowed(tmp_path, aws):
