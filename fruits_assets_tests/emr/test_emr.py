@@ -129,7 +129,7 @@ def test_emr_plan_is_complete_and_calls_nothing(tmp_path, aws):
     one, ten = cost["featurize"]
     assert (one["images"], ten["images"]) == (1_000_000, 10_000_000) and one["executor_vcpus"] == 48
     assert one["images_per_s"] == round(48 * 110 * 0.7)
-    assert ten["wall_s"] == pytest.approx(10 * one["wall_s"], rel=0.001)
+    assert ten["wall_s"] == pytest.approx(10 * one["wall_s"], rel=0.01)
     assert 0 < one["usd_spot"] < one["usd_on_demand"] and ten["usd_s3_requests"] == pytest.approx(4.2, rel=0.01)
     assert "benchmarks/graph.py" in one["assumption"]
 
