@@ -388,7 +388,9 @@ def write_inventory(s3_env, s3, file_format: str, created_ms: int, name: str = "
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    objects = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LISTING_BUCKET) for o in page["Contents"]]
+    objects = [
+        o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LISTING_BUCKET) for o in page["Contents"]
+    ]
     objects.append({"Key": "other/x.png", "Size": 3, "ETag": '"abc"'})  # outside the image prefix
     half = len(objects) // 2
     keys = []

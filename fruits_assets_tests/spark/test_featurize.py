@@ -281,7 +281,9 @@ def test_huge_files_are_rejected_unread_and_the_worker_stays_in_budget(spark, mo
         spark, root, tmp_path / "out", model_bytes, options, inventory=inventory, with_stats=True
     )
     errors = dict(zip(summary["path"], summary["error"]))
-    assert errors[f"file:{folder}/huge_100.jpg"] == f"too large: {1 << 30} bytes > {8 << 20} bytes (FRUITS_MAX_IMAGE_MB=8)"
+    assert (
+        errors[f"file:{folder}/huge_100.jpg"] == f"too large: {1 << 30} bytes > {8 << 20} bytes (FRUITS_MAX_IMAGE_MB=8)"
+    )
     assert errors[f"file:{folder}/grew_100.jpg"] == f"too large: more > {8 << 20} bytes (FRUITS_MAX_IMAGE_MB=8)"
     assert len(features) == 3 and stats.too_large == 2
     assert stats.worker_peak_rss_mb < 700, stats.worker_peak_rss_mb

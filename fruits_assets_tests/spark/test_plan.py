@@ -2,8 +2,8 @@
 compute and which files stay, counts and digests out (no row per image on the driver)."""
 
 import pyarrow as pa
-import pytest
 import pyarrow.parquet as pq
+import pytest
 
 from fruits_assets.images.digest import RowDigest
 from fruits_assets.images.listing import inventory_schema
