@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -157,7 +158,7 @@ def evaluate_counts(pairs: dict[tuple[str, str], int], train_counts: dict[str, i
         "majority_rate": true_rows.get(majority, 0) / n if n and majority is not None else None,
         "eval_classes_unseen_in_training": sorted(set(true_rows) - set(train_counts)),
     }
-    per_class = []
+    per_class: list[dict[str, Any]] = []
     for label in sorted(true_rows):
         wrong = sorted(
             ((k, p) for (t, p), k in pairs.items() if t == label and p != label), key=lambda x: (-x[0], x[1])

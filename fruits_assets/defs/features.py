@@ -157,9 +157,10 @@ def image_features(
     if current is None and lake.legacy(IMAGE_FEATURES):
         context.log.info("outputs of the previous storage layout are not read: every image is featurized once")
     builds_on = current is not None and "featurizer_key" in current.info
+    stored_featurizer = current.info.get("featurizer_key") if current is not None else None
     reuse = (
         None
-        if builds_on and not config.full_refresh and current.info["featurizer_key"] == featurizer
+        if builds_on and not config.full_refresh and stored_featurizer == featurizer
         else "full refresh requested"
         if builds_on and config.full_refresh
         else "the model changed: every image is featurized again"

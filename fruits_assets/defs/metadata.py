@@ -59,26 +59,26 @@ def per_class_counts(counts: list[tuple]) -> MetadataValue:
     labelled = frame.assign(
         label=frame["label"].fillna("(not in <split>/<label>/)"), split=frame["split"].fillna("(none)")
     )
-    counts = labelled.pivot_table(index="label", columns="split", values="n", aggfunc="sum", fill_value=0)
-    counts.columns.name = "split"
+    table = labelled.pivot_table(index="label", columns="split", values="n", aggfunc="sum", fill_value=0)
+    table.columns.name = "split"
     for split in ("Training", "Test"):
-        if split not in counts.columns:
-            counts[split] = 0
-    counts["other"] = counts.drop(columns=["Training", "Test"]).sum(axis=1)
-    counts["total"] = counts[["Training", "Test", "other"]].sum(axis=1)
-    counts = counts.reset_index().sort_values("label", key=lambda s: s.str.lower(), ignore_index=True)
+        if split not in table.columns:
+            table[split] = 0
+    table["other"] = table.drop(columns=["Training", "Test"]).sum(axis=1)
+    table["total"] = table[["Training", "Test", "other"]].sum(axis=1)
+    table = table.reset_index().sort_values("label", key=lambda s: s.str.lower(), ignore_index=True)
     totals = pd.DataFrame(
         [
             {
-                "label": f"ALL ({len(counts)} classes)",
-                "Training": counts["Training"].sum(),
-                "Test": counts["Test"].sum(),
-                "other": counts["other"].sum(),
-                "total": counts["total"].sum(),
+                "label": f"ALL ({len(table)} classes)",
+                "Training": table["Training"].sum(),
+                "Test": table["Test"].sum(),
+                "other": table["other"].sum(),
+                "total": table["total"].sum(),
             }
         ]
     )
-    frame = pd.concat([totals, counts], ignore_index=True)
+    frame = pd.concat([totals, table], ignore_index=True)
     # The total right after the label: the lineage's narrow side panel shows the first columns.
     types = {"label": "string", "total": "int", "Training": "int", "Test": "int"}
     if frame["other"].sum():

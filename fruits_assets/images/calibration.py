@@ -22,7 +22,8 @@ def scan_inventory(batches, root: str, wanted: set[str], candidates: int, rank) 
     memory for a few hundred rows, whatever the inventory."""
     import heapq
 
-    count, found, heap = 0, {}, []
+    count, found = 0, {}
+    heap: list[tuple[str, tuple]] = []
     for batch in batches:
         for path, fingerprint, skipped in zip(
             *(batch.column(c).to_pylist() for c in ("path", "fingerprint", "skipped"))

@@ -384,7 +384,8 @@ def list_to_parts(
     schema = inventory_schema()
 
     def one(n: int) -> ListingStats:
-        stats, chunk, writer, stream = ListingStats(), [], None, None
+        stats, writer, stream = ListingStats(), None, None
+        chunk: list[tuple] = []
 
         def write_batch(batch) -> None:
             nonlocal writer, stream
@@ -420,7 +421,7 @@ def list_to_parts(
                         flush()
                 flush()
         finally:
-            if writer is not None:
+            if writer is not None and stream is not None:
                 writer.close()
                 stream.close()
         return stats

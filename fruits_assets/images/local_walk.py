@@ -95,7 +95,8 @@ def top_level(root_uri: str) -> tuple[list[list], list[str]]:
     root, root_stat = _root_stat(root_uri)
     seeds: list[list] = [[root_stat.st_dev, root_stat.st_ino, ""]]
     known = {(root_stat.st_dev, root_stat.st_ino)}
-    real, linked = [], []
+    real: list[tuple[str, tuple[int, int]]] = []
+    linked: list[tuple[str, tuple[int, int]]] = []
     for entry in _list(root, root_uri, ""):
         try:
             st = entry.stat()

@@ -61,7 +61,7 @@ def read_manifest(
         raise ManifestError(f"S3 inventory manifest {uri} not found (FRUITS_S3_INVENTORY_MANIFEST)") from None
     except (OSError, ValueError) as exc:
         raise ManifestError(f"S3 inventory manifest {uri} cannot be read: {str(exc).splitlines()[0]}") from None
-    fields = {
+    fields: dict[str, type | tuple[type, ...]] = {
         "sourceBucket": str,
         "destinationBucket": str,
         "fileFormat": str,

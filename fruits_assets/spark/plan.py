@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -119,7 +120,7 @@ class Plan:
     carried_rejects_rows: int = 0
     removed: int = 0  # featurized or rejected paths gone from the inventory
     _cached: list = field(default_factory=list)
-    _carried: object = None
+    _carried: Any = None  # DataFrame: pkey, file of the rows carried over
 
     def release(self) -> None:
         for frame in self._cached:
