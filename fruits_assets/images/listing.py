@@ -22,7 +22,7 @@ from ..storage.fs import is_s3
 from .digest import RowDigest
 from .layout import parse_image_path
 from .local_walk import missing_root_message, top_level, walk
-from .s3_inventory import inventory_batches, inventory_entries, read_manifest
+from .s3_inventory import inventory_batches, read_manifest
 
 # (path, relative path, bytes, skip reason or None, S3 ETag or None)
 Entry = tuple[str, str, int, Optional[str], Optional[str]]
@@ -68,8 +68,6 @@ def entries(root_uri: str, shard: Shard, endpoint_url: Optional[str] = None, reg
     if shard.kind in ("top", "dir"):
         seeds = {tuple(s[:2]): s[2] for s in meta["seeds"]}
         return ((p, r, n, why, None) for p, r, n, why in walk(root_uri, shard.value, shard.kind == "top", seeds))
-    if shard.kind == "inventory":
-        return inventory_entries(root_uri, shard.value, meta, endpoint_url, region)
     return _s3_entries(root_uri, shard, endpoint_url, region)
 
 
@@ -248,6 +246,10 @@ def fingerprint(entry: Entry) -> str:
 
 def rows(root_uri: str, shard: Shard, endpoint_url: Optional[str] = None, region: Optional[str] = None):
     """The table rows of one shard (see :func:`row`)."""
+    if shard.kind == "inventory":  # computed column-wise (s3_inventory.inventory_batches)
+        for batch in inventory_batches(root_uri, shard.value, json.loads(shard.meta), endpoint_url, region):
+            yield from zip(*(column.to_pylist() for column in batch.columns))
+        return
     for entry in entries(root_uri, shard, endpoint_url, region):
         yield row(entry, fingerprint(entry))
 

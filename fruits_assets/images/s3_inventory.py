@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 from urllib.parse import unquote_plus
 
 from ..storage.fs import filesystem
@@ -100,40 +100,6 @@ def read_manifest(
     if not files:
         raise ManifestError(f"S3 inventory manifest {uri} names no data file")
     return Manifest(source, file_format, columns, [f"s3://{destination}/{k}" for k in files], created)
-
-
-def inventory_entries(
-    root_uri: str, data_uri: str, meta: dict, endpoint_url: Optional[str], region: Optional[str]
-) -> Iterator[tuple]:
-    """The entries of one data file that lie under the image store's prefix (latest versions,
-    no delete markers, no folder markers), as a listing would give them."""
-    import pyarrow.compute as pc
-
-    from .local_walk import _by_name
-
-    bucket, _, prefix = root_uri.split("://", 1)[1].partition("/")
-    prefix = prefix.strip("/")
-    prefix = prefix + "/" if prefix else ""
-    columns = meta["columns"]
-    fs, path = filesystem(data_uri, endpoint_url, region)
-    for batch in _batches(fs, path, meta["format"], columns):
-        if "islatest" in columns:
-            batch = batch.filter(pc.fill_null(batch.column(columns.index("islatest")), True))
-        if "isdeletemarker" in columns:
-            batch = batch.filter(pc.invert(pc.fill_null(batch.column(columns.index("isdeletemarker")), False)))
-        keys = batch.column(columns.index("key")).to_pylist()
-        sizes = batch.column(columns.index("size")).to_pylist()
-        etags = batch.column(columns.index("etag")).to_pylist()
-        encoded = meta["format"] == "CSV"  # CSV reports URL-encode their keys
-        for key, size, etag in zip(keys, sizes, etags):
-            key = unquote_plus(key) if encoded else key
-            if not key.startswith(prefix):
-                continue
-            size = int(size or 0)
-            if key.endswith("/") and size == 0:
-                continue  # a folder marker
-            relative = key[len(prefix) :]
-            yield f"s3://{bucket}/{key}", relative, size, _by_name(relative.rsplit("/", 1)[-1]), etag or ""
 
 
 def _batches(fs, path: str, file_format: str, columns: list[str]):

@@ -51,6 +51,20 @@ def emr_env(tmp_path, aws, images=None, weights="random", **extra):
     return env
 
 
+def materialize_cli(select: str, env: dict, run_config: dict | None = None, timeout: int = 600):
+    """The real `dagster asset materialize` CLI from the run folder: (returncode, stdout + stderr)."""
+    extra = ["--config-json", json.dumps(run_config)] if run_config else []
+    proc = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions", "--select", select, *extra],
+        env=env,
+        cwd=RUN_DIR,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def cli(args, env):
     return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300, cwd=RUN_DIR)
 
@@ -164,16 +178,9 @@ def test_unreachable_image_bucket_is_one_line_through_the_cli(tmp_path, aws):
         PYTHONWARNINGS="ignore::FutureWarning",
     )
     subprocess.run([CLI, "home", "init"], env=env, check=True, capture_output=True)
-    proc = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions", "--select", "raw_images"],
-        env=env,
-        cwd=RUN_DIR,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = (proc.stdout + proc.stderr).strip().splitlines()
-    assert proc.returncode != 0 and len(lines) == 1, lines
+    returncode, output = materialize_cli("raw_images", env, timeout=300)
+    lines = output.strip().splitlines()
+    assert returncode != 0 and len(lines) == 1, lines
     # the run's first write (its owner record, in the outputs root of the same bucket) is refused
     assert lines[0].startswith("fruits-assets: error: outputs root s3://no-such-fruits-bucket/assets cannot be written")
     assert "FRUITS_S3_BUCKET, region and credentials" in lines[0]
@@ -269,16 +276,8 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     bad = add_bad_files(images)
     env = emr_env(tmp_path, aws, images=images, weights=str(seeded_weights), FRUITS_EMR_CLUSTER_ID=cluster_id)
     select = "*"
-    proc = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions", "--select", select],
-        env=env,
-        cwd=RUN_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:] + "".join(
+    returncode, log = materialize_cli(select, env)
+    assert returncode == 0, log[-6000:] + "".join(
         p.read_text()[-3000:] for p in (harness.workdir / "steps").rglob("stderr.txt")
     )
     assert "RUN_SUCCESS" in log
@@ -344,16 +343,8 @@ def test_whole_graph_through_the_emr_step_launcher(tmp_path, aws, emr_cluster, s
     data_before = table_objects(s3, "image_features")
     late = images / "Test" / "Kiwi" / "late_100.jpg"
     late.write_bytes(next((images / "Training" / "Kiwi").glob("*.jpg")).read_bytes())  # a new path
-    again = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions", "--select", select],
-        env=env,
-        cwd=RUN_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    log = again.stdout + again.stderr
-    assert again.returncode == 0, log[-6000:]
+    returncode, log = materialize_cli(select, env)
+    assert returncode == 0, log[-6000:]
     assert f"1 uploaded, {20 + len(bad)} already there" in log
     assert "incremental: 1 images to featurize; 20 feature rows carried over" in log
     assert f"{len(bad)} rejections carried over" in log
@@ -392,18 +383,12 @@ def test_int8_runs_unchanged_on_the_cluster(tmp_path, aws, emr_cluster, sample_i
         FRUITS_CALIBRATION_IMAGES="16",
     )
     steps_before = len(harness.completed)
-    proc = subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "fruits_assets.definitions"]
-        + ["--select", "raw_images,feature_model,image_features,image_rejects"]
-        + ["--config-json", json.dumps({"ops": {"feature_model": {"config": {"precision": "int8"}}}})],
-        env=env,
-        cwd=RUN_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    returncode, log = materialize_cli(
+        "raw_images,feature_model,image_features,image_rejects",
+        env,
+        {"ops": {"feature_model": {"config": {"precision": "int8"}}}},
     )
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-6000:]
+    assert returncode == 0, log[-6000:]
     assert [state for _, state, _ in harness.completed[steps_before:]] == ["COMPLETED"]  # image_features' step
     for key, value in aws.env.items():
         monkeypatch.setenv(key, value)
