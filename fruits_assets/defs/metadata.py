@@ -59,26 +59,26 @@ def per_class_counts(counts: list[tuple]) -> MetadataValue:
     labelled = frame.assign(
         label=frame["label"].fillna("(not in <split>/<label>/)"), split=frame["split"].fillna("(none)")
     )
-    table = labelled.pivot_table(index="label", columns="split", values="n", aggfunc="sum", fill_value=0)
-    table.columns.name = "split"
+    grid = labelled.pivot_table(index="label", columns="split", values="n", aggfunc="sum", fill_value=0)
+    grid.columns.name = "split"
     for split in ("Training", "Test"):
-        if split not in table.columns:
-            table[split] = 0
-    table["other"] = table.drop(columns=["Training", "Test"]).sum(axis=1)
-    table["total"] = table[["Training", "Test", "other"]].sum(axis=1)
-    table = table.reset_index().sort_values("label", key=lambda s: s.str.lower(), ignore_index=True)
+        if split not in grid.columns:
+            grid[split] = 0
+    grid["other"] = grid.drop(columns=["Training", "Test"]).sum(axis=1)
+    grid["total"] = grid[["Training", "Test", "other"]].sum(axis=1)
+    grid = grid.reset_index().sort_values("label", key=lambda s: s.str.lower(), ignore_index=True)
     totals = pd.DataFrame(
         [
             {
-                "label": f"ALL ({len(table)} classes)",
-                "Training": table["Training"].sum(),
-                "Test": table["Test"].sum(),
-                "other": table["other"].sum(),
-                "total": table["total"].sum(),
+                "label": f"ALL ({len(grid)} classes)",
+                "Training": grid["Training"].sum(),
+                "Test": grid["Test"].sum(),
+                "other": grid["other"].sum(),
+                "total": grid["total"].sum(),
             }
         ]
     )
-    frame = pd.concat([totals, table], ignore_index=True)
+    frame = pd.concat([totals, grid], ignore_index=True)
     # The total right after the label: the lineage's narrow side panel shows the first columns.
     types = {"label": "string", "total": "int", "Training": "int", "Test": "int"}
     if frame["other"].sum():
