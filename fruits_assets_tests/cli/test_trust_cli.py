@@ -157,4 +157,6 @@ def test_killed_run_changes_nothing_and_upkeep_removes_its_files(two_runs):
     gc = subprocess.run(
         [CLI, "gc", "--min-age-hours", "0"], cwd=RUN_DIR, env=env, capture_output=True, text=True, timeout=300
     )
-    assert gc.returncode == 0 and gc.stdout.startswith("0 files removed"), gc.stdout + gc.stderr
+    lines = gc.stdout.splitlines()
+    assert gc.returncode == 0 and lines[0] == f"tables under {data}", gc.stdout + gc.stderr
+    assert lines[1].startswith("0 files removed"), gc.stdout + gc.stderr
